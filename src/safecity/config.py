@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None, description="HMAC key for access tokens; default: generated once into data_dir"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token Prometheus must send to /metrics; unset = open (loopback)"
+    )
     access_token_ttl_s: int = Field(default=900, gt=0, description="access token lifetime")
     refresh_token_ttl_s: int = Field(default=12 * 3600, gt=0, description="refresh token lifetime (a shift)")
     login_max_failures: int = Field(default=5, gt=0, description="failed logins before lockout")

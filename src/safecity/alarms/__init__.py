@@ -1,0 +1,1 @@
+"""Alarm monitoring: accounts, supervision, the alarm queue and escalation."""

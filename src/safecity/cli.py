@@ -1,0 +1,203 @@
+"""`safecity` command line (typer). Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from safecity.config import Settings
+from safecity.logs import configure_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="safecity public-safety platform")
+db_app = typer.Typer(no_args_is_help=True, help="database schema")
+user_app = typer.Typer(no_args_is_help=True, help="platform users")
+audit_app = typer.Typer(no_args_is_help=True, help="the audit chain")
+config_app = typer.Typer(no_args_is_help=True, help="settings")
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
+
+log = logging.getLogger("safecity")
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
+
+
+def build_settings(config: Path | None) -> Settings:
+    settings = Settings(config_file=config) if config else Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` owns SIGTERM/SIGINT for all roles."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(settings: Settings, role: str) -> None:
+    from safecity.api.app import create_app
+    from safecity.receivers import RunningReceiver, discover
+    from safecity.services import open_services
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with open_services(settings) as services:
+        receivers: list[RunningReceiver] = []
+        workers: list[asyncio.Task[None]] = []
+        server: _Server | None = None
+        server_task: asyncio.Task[None] | None = None
+        try:
+            if role in ("all", "workers"):
+                workers.append(asyncio.create_task(services.alarms.run_worker(stop), name="alarm-worker"))
+                log.info("workers started names=alarm-queue")
+            if role in ("all", "receivers"):
+                for spec in discover():
+                    receivers.append(await spec.start(services))
+                    log.info("receiver started name=%s transports=%s", spec.name, ",".join(spec.transports))
+            if role in ("all", "api"):
+                config = uvicorn.Config(
+                    create_app(services),
+                    host=settings.http_host,
+                    port=settings.http_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    ws_max_size=1 << 20,
+                )
+                server = _Server(config)
+                server_task = asyncio.create_task(server.serve())
+                log.info("api listening url=http://%s:%d", settings.http_host, settings.http_port)
+            stop_task = asyncio.create_task(stop.wait())
+            waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {stop_task}
+            if server_task is not None:
+                waiting.add(server_task)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            log.info("shutting down")
+        finally:
+            if server is not None and server_task is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await server_task
+            for receiver in receivers:
+                await receiver.stop()
+            stop.set()
+            for worker in workers:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker, 10)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    role: Annotated[str, typer.Option(help="all | receivers | workers | api")] = "all",
+) -> None:
+    """Run the platform in the foreground until SIGTERM."""
+    if role not in ("all", "receivers", "workers", "api"):
+        raise typer.BadParameter("role must be all, receivers, workers or api")
+    settings = build_settings(config)
+    asyncio.run(_serve(settings, role))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, revision: str = "head") -> None:
+    """Apply the schema migrations."""
+    from safecity.store.engine import create_database
+    from safecity.store.migrate import upgrade
+
+    settings = build_settings(config)
+    settings.ensure_data_dir()
+
+    async def run() -> None:
+        db = create_database(settings.effective_database_url)
+        try:
+            await upgrade(db, revision)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+    typer.echo(f"database at {revision}")
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="operator|dispatcher|supervisor|admin|field_unit|auditor")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    unit: Annotated[str | None, typer.Option(help="unit id, for field_unit users")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a user (the password comes from stdin, never from the command line)."""
+    from safecity.security import Role, SecurityError
+    from safecity.services import open_services
+
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise typer.BadParameter(f"unknown role {role!r}") from exc
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    settings = build_settings(config)
+
+    async def run() -> None:
+        async with open_services(settings) as services:
+            await services.security.add_user(name, password, role_value, unit_id=unit, actor="cli")
+
+    try:
+        asyncio.run(run())
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"user {name} added with role {role_value.value}")
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOption = None) -> None:
+    """Check the audit chain; exit 1 and name each bad record if it was edited, deleted or reordered."""
+    from safecity.security.audit import AuditLog
+    from safecity.services import utcnow
+    from safecity.store.engine import create_database
+
+    settings = build_settings(config)
+
+    async def run() -> bool:
+        db = create_database(settings.effective_database_url)
+        try:
+            report = await AuditLog(db, utcnow).verify()
+        finally:
+            await db.close()
+        for problem in report.problems:
+            typer.echo(f"record {problem.seq}: {problem.kind}: {problem.message}")
+        typer.echo(f"{'ok' if report.ok else 'FAILED'}: {report.checked} records checked")
+        return report.ok
+
+    if not asyncio.run(run()):
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings, secrets masked."""
+    settings = build_settings(config)
+    typer.echo(json.dumps(settings.masked(), indent=2, default=str))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,332 @@
+"""SIA DC-09 receiver: asyncio TCP and UDP servers around the sans-I/O codec.
+
+For every frame: decide the reply DC-09 prescribes; for an ACK, append the decoded events to the
+event log first and write the ACK only after the append returned (durable). If the log cannot take
+the events, the panel gets no reply and re-sends; the dedup key (account, line, sequence, content)
+keeps a re-sent frame from being recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from safecity.alarms.events import LinkTestReceived, SignalReceived
+from safecity.bus import EventLog
+from safecity.events import Event, Location
+from safecity.receivers import ReceiverSpec
+from safecity.receivers.contact_id import ContactIdEvent, Qualifier, classify_contact_id
+from safecity.receivers.dc09_codec import (
+    DEFAULT_WINDOW,
+    Dc09Account,
+    Dc09Decoder,
+    Dc09Message,
+    FrameFailure,
+    FrameResult,
+    Reply,
+    TimestampWindow,
+    assess,
+    dedup_key,
+    encode_reply,
+    parse_events,
+)
+from safecity.receivers.sia_codes import classify_sia
+from safecity.receivers.sia_dcs import SiaEvent
+
+if TYPE_CHECKING:
+    from safecity.services import Services
+
+log = logging.getLogger(__name__)
+_QUALIFIER_LETTER = {Qualifier.NEW: "E", Qualifier.RESTORE: "R", Qualifier.PREVIOUS: "P"}
+
+
+class AccountDirectory:
+    """Account number → key and clock offset, in memory; reloaded when an unknown account calls."""
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[dict[str, Dc09Account]]],
+        *,
+        min_reload_s: float = 2.0,
+    ) -> None:
+        self._load = load
+        self._accounts: dict[str, Dc09Account] = {}
+        self._loaded_at = float("-inf")
+        self._min_reload_s = min_reload_s
+        self._lock = asyncio.Lock()
+
+    def lookup(self, number: str) -> Dc09Account | None:
+        return self._accounts.get(number.upper())
+
+    async def reload(self, *, force: bool = False) -> None:
+        async with self._lock:
+            if not force and time.monotonic() - self._loaded_at < self._min_reload_s:
+                return
+            self._accounts = await self._load()
+            self._loaded_at = time.monotonic()
+
+    async def ensure(self, number: str | None) -> None:
+        """Reload (rate-limited) when a frame names an account we do not know yet."""
+        if number is not None and number.upper() not in self._accounts:
+            await self.reload()
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+
+def events_of(
+    message: Dc09Message, *, transport: str, peer: str | None, received_at: datetime
+) -> list[Event]:
+    """The log events of one ACK-able, opened message: one per reported event, or a link test."""
+    account = message.account_id or "-"
+    key = dedup_key(message)
+    location = None
+    if message.extended.latitude is not None and message.extended.longitude is not None:
+        location = Location(lat=message.extended.latitude, lon=message.extended.longitude)
+    occurred_at = message.timestamp or received_at
+    common = {"transport": transport, "peer": peer, "encrypted": message.encrypted,
+              "receiver": message.receiver, "line": message.line, "sequence": message.sequence}
+    if message.protocol_id == "NULL":
+        return [Event.of(LinkTestReceived(account=account, **common), source=f"dc09/{transport}",
+                         occurred_at=occurred_at, received_at=received_at, dedup_key=key)]
+    out: list[Event] = []
+    for index, reported in enumerate(parse_events(message)):
+        if isinstance(reported, SiaEvent):
+            classification = classify_sia(reported.code)
+            code, zone, partition, user = reported.code, reported.zone, reported.area, reported.user
+            system = "sia"
+        else:
+            assert isinstance(reported, ContactIdEvent)
+            classification = classify_contact_id(reported.qualifier, reported.code)
+            code = _QUALIFIER_LETTER.get(reported.qualifier, "E") + reported.code
+            zone, partition, user, system = reported.zone, reported.partition, reported.user, "contact_id"
+        if classification is None:  # assess() already refused unknown codes; keep the type checker honest
+            continue
+        payload = SignalReceived(
+            account=account, protocol=message.protocol_id, code_system=system, code=code, zone=zone,
+            partition=partition, user=user, category=classification.category.value,
+            priority=int(classification.priority), is_restore=classification.is_restore,
+            is_alarm=classification.is_alarm, description=classification.description,
+            panel_time=message.extended.panel_time, **common,
+        )
+        out.append(Event.of(payload, source=f"dc09/{transport}", occurred_at=occurred_at,
+                            received_at=received_at, location=location, dedup_key=f"dc09:{key}:{index}"))
+    return out
+
+
+@dataclass
+class Dc09Stats:
+    frames: int = 0
+    acks: int = 0
+    naks: int = 0
+    duhs: int = 0
+    silent: int = 0
+    append_failures: int = 0
+
+
+class Dc09Handler:
+    """What both transports share: decide, append, reply."""
+
+    def __init__(
+        self,
+        events: EventLog,
+        directory: AccountDirectory,
+        clock: Callable[[], datetime],
+        window: TimestampWindow = DEFAULT_WINDOW,
+    ) -> None:
+        self.events = events
+        self.directory = directory
+        self.clock = clock
+        self.window = window
+        self.stats = Dc09Stats()
+
+    async def handle(self, result: FrameResult, *, transport: str, peer: str | None) -> bytes:
+        """The reply bytes for one frame (empty: send nothing), after the events are durable."""
+        self.stats.frames += 1
+        now = self.clock()
+        if not isinstance(result, FrameFailure):
+            await self.directory.ensure(result.account_id)
+        decision = assess(result, now=now, accounts=self.directory.lookup, window=self.window)
+        key: bytes | None = None
+        if decision.reply is Reply.ACK:
+            message = decision.message
+            assert message is not None
+            try:
+                events = events_of(message, transport=transport, peer=peer, received_at=now)
+                await self.events.append(events)
+            except Exception:
+                # nothing durable, so no ACK: the panel re-sends and we try again
+                self.stats.append_failures += 1
+                log.exception("dc09 append failed account=%s seq=%04d", message.account_id, message.sequence)
+                return b""
+            account = self.directory.lookup(message.account_id or "")
+            key = account.key if account is not None else None
+            self.stats.acks += 1
+        elif decision.reply is Reply.NAK:
+            self.stats.naks += 1
+            log.info("dc09 NAK peer=%s reason=%s", peer, decision.reason)
+        elif decision.reply is Reply.DUH:
+            self.stats.duhs += 1
+            log.info("dc09 DUH peer=%s reason=%s", peer, decision.reason)
+        else:
+            self.stats.silent += 1
+            log.info("dc09 no reply peer=%s reason=%s", peer, decision.reason)
+        return encode_reply(decision.reply, result, now=self.clock(), key=key)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One panel connection. Frames are handled strictly in order; replies go out in order."""
+
+    def __init__(self, handler: Dc09Handler, idle_timeout_s: float) -> None:
+        self._handler = handler
+        self._decoder = Dc09Decoder()
+        self._queue: asyncio.Queue[FrameResult | None] = asyncio.Queue()
+        self._transport: asyncio.Transport | None = None
+        self._peer: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._idle_timeout_s = idle_timeout_s
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if peer else None
+        self._task = asyncio.get_running_loop().create_task(self._work())
+
+    def data_received(self, data: bytes) -> None:
+        self._decoder.feed(data)
+        while (result := self._decoder.next_frame()) is not None:
+            self._queue.put_nowait(result)
+
+    def eof_received(self) -> bool | None:
+        self._queue.put_nowait(None)
+        return True  # keep the write side open until the queued replies are out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._queue.put_nowait(None)
+        self._transport = None
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                try:
+                    result = await asyncio.wait_for(self._queue.get(), self._idle_timeout_s)
+                except TimeoutError:
+                    break
+                if result is None:
+                    break
+                try:
+                    reply = await self._handler.handle(result, transport="tcp", peer=self._peer)
+                except Exception:
+                    log.exception("dc09 frame handling failed peer=%s", self._peer)
+                    continue
+                if reply and self._transport is not None and not self._transport.is_closing():
+                    self._transport.write(reply)
+        finally:
+            if self._transport is not None:
+                self._transport.close()
+
+
+class _UdpEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, handler: Dc09Handler) -> None:
+        self._handler = handler
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        decoder = Dc09Decoder()
+        decoder.feed(data)
+        peer = f"{addr[0]}:{addr[1]}"
+        while (result := decoder.next_frame()) is not None:
+            try:
+                reply = await self._handler.handle(result, transport="udp", peer=peer)
+            except Exception:
+                log.exception("dc09 datagram handling failed peer=%s", peer)
+                continue
+            if reply and self._transport is not None:
+                self._transport.sendto(reply, addr)
+
+
+class Dc09Server:
+    """Both transports on one port; `stop()` closes them."""
+
+    def __init__(self, handler: Dc09Handler, host: str, port: int, *, idle_timeout_s: float = 600.0) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self._idle_timeout_s = idle_timeout_s
+        self._tcp: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._reloader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.handler.directory.reload(force=True)
+        self._tcp = await loop.create_server(
+            lambda: _TcpConnection(self.handler, self._idle_timeout_s), self.host, self.port, reuse_address=True
+        )
+        self.port = self._tcp.sockets[0].getsockname()[1]
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpEndpoint(self.handler), local_addr=(self.host, self.port)
+        )
+        self._reloader = loop.create_task(self._reload_periodically())
+        log.info("dc09 receiver listening host=%s port=%d accounts=%d", self.host, self.port,
+                 len(self.handler.directory))
+
+    async def _reload_periodically(self, every_s: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.handler.directory.reload(force=True)
+            except Exception:
+                log.exception("dc09 account directory reload failed")
+
+    async def stop(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+
+def account_loader(services: Services) -> Callable[[], Awaitable[dict[str, Dc09Account]]]:
+    async def load() -> dict[str, Dc09Account]:
+        keys = await services.alarms.account_keys()
+        return {
+            number: Dc09Account(key=info.key, clock_offset=timedelta(seconds=info.clock_offset_s))
+            for number, info in keys.items()
+        }
+
+    return load
+
+
+async def start_receiver(services: Services) -> Dc09Server:
+    handler = Dc09Handler(services.events, AccountDirectory(account_loader(services)), services.clock)
+    server = Dc09Server(handler, services.settings.dc09_host, services.settings.dc09_port)
+    await server.start()
+    return server
+
+
+RECEIVER = ReceiverSpec(
+    name="dc09",
+    transports=("tcp", "udp"),
+    default_port=12128,
+    decoder=Dc09Decoder,
+    start=start_receiver,
+)
