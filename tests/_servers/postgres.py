@@ -63,11 +63,7 @@ def postgres_url() -> Iterator[str]:
     name = f"safecity_test_{secrets.token_hex(6)}"
     _run_aside(_admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield (
-            _server_url()
-            .set(drivername="postgresql+asyncpg", database=name)
-            .render_as_string(hide_password=False)
-        )
+        yield (_server_url().set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False))
     finally:
         _run_aside(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from safecity.api.app import create_app
 from safecity.cli import _Server
 from safecity.config import Settings
 from safecity.security import Role
 from safecity.services import Services, open_services
-
-import uvicorn
 
 PASSWORD = "correct horse battery staple"
 

@@ -10,12 +10,11 @@ import re
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
+from tests.api.conftest import RunningApi
 
 from safecity.api.deps import PUBLIC, declared_roles
 from safecity.api.live import _live_rule
 from safecity.security import Role
-
-from tests.api.conftest import RunningApi
 
 # Framework pages that describe the API and carry no data.
 DOCUMENTATION = {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"}
@@ -49,10 +48,13 @@ async def test_every_route_declares_a_role_rule(api: RunningApi) -> None:
 
 
 def _app_routes(api: RunningApi) -> list[BaseRoute]:
-    from safecity.api.app import create_app
+    """Every route of every router the app includes, plus a check that the app has no others."""
+    from safecity.api.app import ROUTERS, create_app
 
-    app = create_app(api.services)
-    return [r for r in app.routes if isinstance(r, APIRoute | APIWebSocketRoute)]
+    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute | APIWebSocketRoute)]
+    documented = set(create_app(api.services).openapi()["paths"])
+    assert documented <= {r.path for r in routes}, "the app serves routes outside ROUTERS"
+    return routes
 
 
 async def test_every_route_answers_every_role_as_declared(api: RunningApi) -> None:

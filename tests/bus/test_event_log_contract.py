@@ -362,13 +362,6 @@ async def test_same_named_consumers_share_the_work(event_log: EventLog, family: 
 async def test_concurrent_members_of_a_group_never_get_the_same_event(
     event_log: EventLog, family: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sqlite.py: both fetches read after the same shared cursor before either moves it",
-            )
-        )
     await event_log.append([make_event(family, n=i) for i in range(10)])
     one = await event_log.consumer("crew", family, ack_wait=30)
     two = await event_log.consumer("crew", family, ack_wait=30)

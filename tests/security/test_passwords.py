@@ -64,9 +64,7 @@ def test_policy_accepts_ten_characters() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    password=st.text(min_size=MIN_PASSWORD_LENGTH, max_size=40).filter(str.strip), other=st.text(max_size=40)
-)
+@given(password=st.text(min_size=MIN_PASSWORD_LENGTH, max_size=40).filter(str.strip), other=st.text(max_size=40))
 def test_only_the_right_password_verifies(password: str, other: str) -> None:
     hasher = PasswordHasher.cheap()
     try:

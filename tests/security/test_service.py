@@ -157,9 +157,7 @@ async def test_login_gives_tokens_for_the_user(service: SecurityService) -> None
     assert ("auth.login", "ok", "crew1") in await actions(service)
 
 
-async def test_wrong_unknown_and_disabled_look_alike(
-    service: SecurityService, hasher: CountingHasher
-) -> None:
+async def test_wrong_unknown_and_disabled_look_alike(service: SecurityService, hasher: CountingHasher) -> None:
     user = await service.add_user("op1", PASSWORD, Role.OPERATOR, actor=ADMIN)
     await service.add_user("op2", PASSWORD, Role.OPERATOR, actor=ADMIN)
     await service.disable_user("op2", actor=ADMIN)
@@ -246,9 +244,7 @@ async def test_login_upgrades_an_outdated_hash(
 # -- tokens ---------------------------------------------------------------------------------
 
 
-async def test_refresh_rotates_and_reuse_revokes_every_session(
-    service: SecurityService, clock: Clock
-) -> None:
+async def test_refresh_rotates_and_reuse_revokes_every_session(service: SecurityService, clock: Clock) -> None:
     await service.add_user("disp1", PASSWORD, Role.DISPATCHER, actor=ADMIN)
     first = await service.authenticate("disp1", PASSWORD)
     other_device = await service.authenticate("disp1", PASSWORD)
@@ -268,9 +264,7 @@ async def test_refresh_rotates_and_reuse_revokes_every_session(
 async def test_parallel_refreshes_of_one_token_never_both_succeed(service: SecurityService) -> None:
     await service.add_user("disp1", PASSWORD, Role.DISPATCHER, actor=ADMIN)
     pair = await service.authenticate("disp1", PASSWORD)
-    results = await asyncio.gather(
-        *(service.refresh(pair.refresh_token) for _ in range(4)), return_exceptions=True
-    )
+    results = await asyncio.gather(*(service.refresh(pair.refresh_token) for _ in range(4)), return_exceptions=True)
     assert sum(not isinstance(r, BaseException) for r in results) <= 1
     assert any(isinstance(r, InvalidToken) for r in results)
 

@@ -35,9 +35,7 @@ def test_round_trip_carries_the_claims() -> None:
 
 
 def test_token_payload_has_the_agreed_fields() -> None:
-    payload = jwt.decode(
-        _issue(), KEY, algorithms=["HS256"], options={"verify_exp": False}, issuer="safecity"
-    )
+    payload = jwt.decode(_issue(), KEY, algorithms=["HS256"], options={"verify_exp": False}, issuer="safecity")
     assert payload["typ"] == "access"
     assert payload["iss"] == "safecity"
     assert set(payload) == {"sub", "role", "unit", "iat", "exp", "jti", "typ", "iss"}

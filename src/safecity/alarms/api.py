@@ -171,7 +171,9 @@ async def create_account(body: AccountIn, services: ServicesDep, principal: Supe
 
 
 @router.get("/alarm-accounts")
-async def list_accounts(services: ServicesDep, principal: Operations, after: str = "", limit: int = 500) -> list[AccountOut]:
+async def list_accounts(
+    services: ServicesDep, principal: Operations, after: str = "", limit: int = 500
+) -> list[AccountOut]:
     rows = await alarm_service(services).list_accounts(limit=max(1, min(limit, 5000)), after=after.upper())
     return [_account_out(r) for r in rows]
 

@@ -100,9 +100,12 @@ def decide_signal(signal: Signal, open_episode: Episode | None, window: timedelt
     A signal joins the open episode while it is still open and the last signal came less than
     `window` ago, so a panel reporting zone after zone raises one alarm, not twenty.
     """
-    if open_episode is not None and open_episode.status != AlarmStatus.CLOSED:
-        if signal.received_at - open_episode.last_signal_at <= window:
-            return SignalDecision.JOIN_EPISODE
+    if (
+        open_episode is not None
+        and open_episode.status != AlarmStatus.CLOSED
+        and signal.received_at - open_episode.last_signal_at <= window
+    ):
+        return SignalDecision.JOIN_EPISODE
     if signal.is_restore or signal.priority not in QUEUE_PRIORITIES:
         return SignalDecision.JOIN_EPISODE if _joinable(signal, open_episode) else SignalDecision.RECORD_ONLY
     return SignalDecision.OPEN_EPISODE

@@ -9,6 +9,7 @@ in `logic.py`, with an optimistic version check so two operators never work one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,10 +208,8 @@ class AlarmService:
                 await self.check_links()
             except Exception:
                 log.exception("link supervision check failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
-            except TimeoutError:
-                pass
 
     async def check_links(self) -> list[str]:
         """Append one communication failure per overdue account; the dedup key makes it once only."""

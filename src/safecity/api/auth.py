@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 class TokenResponse(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
     expires_in: int
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from safecity.api.deps import ServicesDep, allow, client_address
+from safecity.api.problems import Problem
 from safecity.events import KIND_PATTERN, Event
 from safecity.security import OVERSIGHT, Principal
-from safecity.api.problems import Problem
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

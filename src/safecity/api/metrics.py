@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.routing import Match
 
 
 class Metrics:
@@ -27,18 +26,15 @@ class Metrics:
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        route = _route_template(request)
         start = time.perf_counter()
         response = await call_next(request)
+        route = _route_template(request)
         self.latency.labels(request.method, route).observe(time.perf_counter() - start)
         self.requests.labels(request.method, route, str(response.status_code)).inc()
         return response
 
 
 def _route_template(request: Request) -> str:
-    """The path template, not the concrete path, so metrics labels stay few."""
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "?"))
-    return "unmatched"
+    """The matched path template, not the concrete path, so metrics labels stay few."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")

@@ -584,7 +584,7 @@ class NatsConsumer:
         while not self._queue.empty():
             self._queue.get_nowait()
 
-    async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:  # noqa: ASYNC109
+    async def fetch(self, max_events: int = 100, timeout: float = 1.0) -> list[Delivery]:
         """Take what is there now; if nothing, wait for the first event, then take what followed it.
 
         nats-py's own fetch waits for a full batch or the timeout; a worker fed a trickle would

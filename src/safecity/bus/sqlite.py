@@ -77,7 +77,7 @@ class _ConsumerState:
     cursor: int  # highest offset handed out
     ack_wait: float
     pending: dict[int, tuple[float, int, Event]] = field(default_factory=dict)  # offset -> deadline, n, ev
-    attempts: dict[int, int] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # members of a group take turns reading
 
     def floor(self) -> int:
         return (min(self.pending) - 1) if self.pending else self.cursor
@@ -94,6 +94,7 @@ class SqliteEventLog:
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="eventlog-writer")
         self._reader_pool = ThreadPoolExecutor(2, thread_name_prefix="eventlog-reader")
         self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
         self._writer_task: asyncio.Task[None] | None = None
         self._wconn: sqlite3.Connection | None = None
         self._appended = asyncio.Event()
@@ -111,7 +112,6 @@ class SqliteEventLog:
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     async def start(self) -> None:
@@ -139,6 +139,8 @@ class SqliteEventLog:
             await loop.run_in_executor(self._writer_pool, self._wconn.close)
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
+        for conn in self._reader_conns:
+            conn.close()
 
     async def ping(self) -> None:
         if self._closed or self._writer_task is None or self._writer_task.done():
@@ -178,6 +180,8 @@ class SqliteEventLog:
                 results = await loop.run_in_executor(self._writer_pool, self._write_batch, ops, commits)
             except Exception as exc:  # the batch failed as a whole: nothing in it is durable
                 log.exception("event log batch failed size=%d", len(ops))
+                for key, acked in commits.items():
+                    self._commits.setdefault(key, acked)
                 for op in ops:
                     if not op.future.done():
                         op.future.set_exception(EventLogError(f"append failed: {exc}"))
@@ -224,9 +228,8 @@ class SqliteEventLog:
                     continue
                 seq += 1
                 known[key] = (seq, event.id)
-                rows.append(
-                    (seq, event.kind, event.family, key, event.id, event.received_at.timestamp(), event.to_json())
-                )
+                received = event.received_at.timestamp()
+                rows.append((seq, event.kind, event.family, key, event.id, received, event.to_json()))
                 placed.append(Appended(event.id, seq, duplicate=False))
             conn.executemany(
                 'INSERT INTO events ("offset", kind, family, dedup_key, event_id, received_at, body) '
@@ -256,6 +259,7 @@ class SqliteEventLog:
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            self._reader_conns.append(conn)
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -277,7 +281,8 @@ class SqliteEventLog:
             sql, args = 'SELECT "offset", body FROM events ORDER BY "offset" DESC LIMIT ?', (limit,)
         else:
             sql = (
-                'SELECT "offset", body FROM events WHERE family = ? AND kind = ? ORDER BY "offset" DESC LIMIT ?'
+                'SELECT "offset", body FROM events WHERE family = ? AND kind = ? '
+                'ORDER BY "offset" DESC LIMIT ?'
             )
             args = (kind.split(".", 1)[0], kind, limit)  # type: ignore[assignment]
         rows = await self._read(lambda c: c.execute(sql, args).fetchall())
@@ -378,15 +383,16 @@ class SqliteConsumer:
         deadline = time.monotonic() + timeout
         state = self._state
         while True:
-            out = self._redeliveries(max_events)
             wakeup = self._log._appended
-            if len(out) < max_events:
-                rows = await self._log.read(state.family, after=state.cursor, limit=max_events - len(out))
-                now = time.monotonic()
-                for stored in rows:
-                    state.pending[stored.offset] = (now + state.ack_wait, 1, stored.event)
-                    state.cursor = stored.offset
-                    out.append(Delivery(stored.offset, stored.event, 1))
+            async with state.lock:
+                out = self._redeliveries(max_events)
+                if len(out) < max_events:
+                    rows = await self._log.read(state.family, after=state.cursor, limit=max_events - len(out))
+                    now = time.monotonic()
+                    for stored in rows:
+                        state.pending[stored.offset] = (now + state.ack_wait, 1, stored.event)
+                        state.cursor = stored.offset
+                        out.append(Delivery(stored.offset, stored.event, 1))
             if out:
                 return out
             remaining = deadline - time.monotonic()

@@ -299,9 +299,12 @@ class AuditLog:
                 .execution_options(synchronize_session=False)
             )
         ).one()
+        at = self._clock()  # read under the lock, so time order follows seq order
+        if at.tzinfo is None:
+            raise ValueError("the audit clock must return aware datetimes")
         record = AuditRecord(
             seq=seq,
-            at=self._clock().astimezone(UTC),
+            at=at.astimezone(UTC),
             actor=cast(str, _clip(actor, 128)),
             actor_role=_clip(actor_role, 32),
             action=cast(str, _clip(action, 64)),
@@ -377,9 +380,7 @@ class AuditLog:
             report = verifier.finish(head)
             # Appends since we began are fine; records beyond the current head are not.
             now_head = await _read_head(session)
-            beyond = await session.scalar(
-                select(func.min(AuditEntry.seq)).where(AuditEntry.seq > now_head.seq)
-            )
+            beyond = await session.scalar(select(func.min(AuditEntry.seq)).where(AuditEntry.seq > now_head.seq))
         if beyond is not None:
             problem = Problem(beyond, "broken_link", f"record {beyond} lies beyond the head ({now_head.seq})")
             report = VerifyReport(ok=False, checked=report.checked, problems=[*report.problems, problem])
@@ -403,17 +404,13 @@ class AuditLog:
                     .execution_options(synchronize_session=False)
                 )
             ).scalar_one()
-            first_kept = await session.scalar(
-                select(func.min(AuditEntry.seq)).where(AuditEntry.at >= older_than)
-            )
+            first_kept = await session.scalar(select(func.min(AuditEntry.seq)).where(AuditEntry.at >= older_than))
             upto = last_seq if first_kept is None else first_kept - 1
             oldest = await session.scalar(select(func.min(AuditEntry.seq)))
             if oldest is None or upto < oldest:
                 return 0
             upto_hash = await session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == upto))
-            count = await session.scalar(
-                select(func.count()).select_from(AuditEntry).where(AuditEntry.seq <= upto)
-            )
+            count = await session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.seq <= upto))
             detail = {
                 "upto_seq": upto,
                 "upto_hash": upto_hash,

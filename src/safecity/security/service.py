@@ -200,9 +200,7 @@ class SecurityService:
         async with self._db.sessions() as session:
             return [_info(u) for u in await session.scalars(select(User).order_by(User.id))]
 
-    async def set_password(
-        self, user: UserRef, password: str, *, actor: Actor, client: str | None = None
-    ) -> None:
+    async def set_password(self, user: UserRef, password: str, *, actor: Actor, client: str | None = None) -> None:
         """Replace the password, clear any lockout and end every session of the user."""
         found = await self.get_user(user)
         password_hash = await asyncio.to_thread(self._hasher.hash, password, username=found.username)
@@ -214,9 +212,7 @@ class SecurityService:
     async def disable_user(self, user: UserRef, *, actor: Actor, client: str | None = None) -> None:
         """Refuse the user's logins, refreshes and (from the next request on) access tokens."""
         found = await self.get_user(user)
-        await self._change_user(
-            found.id, {"disabled": True}, "user.disable", actor, client, revoke_tokens=True
-        )
+        await self._change_user(found.id, {"disabled": True}, "user.disable", actor, client, revoke_tokens=True)
 
     async def enable_user(self, user: UserRef, *, actor: Actor, client: str | None = None) -> None:
         found = await self.get_user(user)
@@ -236,10 +232,7 @@ class SecurityService:
         now = self._clock()
         async with self._db.session() as session:
             result = await session.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+                update(User).where(User.id == user_id).values(**values).execution_options(synchronize_session=False)
             )
             if _rowcount(result) == 0:
                 raise UnknownUser(f"no user {user_id}")
@@ -267,9 +260,7 @@ class SecurityService:
             await asyncio.to_thread(self._hasher.verify, await self._dummy(), password)
             reason = "unknown_user" if user is None else "disabled"
             resource = "user:?" if user is None else f"user:{user.id}"
-            await self.audit.append(
-                username, None, "auth.login", resource, "denied", client, detail={"reason": reason}
-            )
+            await self.audit.append(username, None, "auth.login", resource, "denied", client, detail={"reason": reason})
             raise InvalidCredentials()
 
         refusal = await self._reserve_attempt(user, now, client)
@@ -336,9 +327,7 @@ class SecurityService:
             await self._audit_user(session, user, user.id, "auth.login", "denied", client, detail)
         return AccountLocked(self._settings.login_lockout_s) if locked else InvalidCredentials()
 
-    async def _lock_if_due(
-        self, session: AsyncSession, user: User, now: datetime, client: str | None
-    ) -> bool:
+    async def _lock_if_due(self, session: AsyncSession, user: User, now: datetime, client: str | None) -> bool:
         limit = self._settings.login_max_failures
         until = now + timedelta(seconds=self._settings.login_lockout_s)
         # One conditional statement decides, so of several parallel failures exactly one locks.
@@ -355,9 +344,7 @@ class SecurityService:
         log.warning("account locked user_id=%d client=%s", user.id, client)
         return True
 
-    async def _refusal(
-        self, user_id: int, now: datetime, client: str | None
-    ) -> InvalidCredentials | AccountLocked:
+    async def _refusal(self, user_id: int, now: datetime, client: str | None) -> InvalidCredentials | AccountLocked:
         """Why a known user cannot log in right now, audited."""
         async with self._db.session() as session:
             user = await session.get(User, user_id)
@@ -398,9 +385,7 @@ class SecurityService:
             ttl_s=self._settings.access_token_ttl_s,
             token_id=secrets.token_hex(16),
         )
-        return TokenPair(
-            access_token=access, refresh_token=refresh.token, expires_in=self._settings.access_token_ttl_s
-        )
+        return TokenPair(access_token=access, refresh_token=refresh.token, expires_in=self._settings.access_token_ttl_s)
 
     async def refresh(self, refresh_token: str, client: str | None = None) -> TokenPair:
         """Rotate: the old refresh token is spent, a new pair comes back.
@@ -450,9 +435,7 @@ class SecurityService:
             await self._audit_user(session, user, user_id, "auth.refresh_reuse", "denied", client, detail)
         log.warning("refresh token reuse user_id=%d client=%s", user_id, client)
 
-    async def revoke(
-        self, refresh_token: str, *, actor: Principal | None = None, client: str | None = None
-    ) -> None:
+    async def revoke(self, refresh_token: str, *, actor: Principal | None = None, client: str | None = None) -> None:
         """Log out one session. With `actor`, only the actor's own tokens qualify.
 
         Revoking a revoked token is a no-op; an unknown one (or someone else's) is `InvalidToken`.
@@ -523,9 +506,7 @@ class SecurityService:
     ) -> None:
         """A record whose actor is the user the action concerns (logins, logouts)."""
         name, role = (user.username, user.role) if user else ("?", None)
-        await self.audit.append(
-            name, role, action, f"user:{user_id}", outcome, client, detail, session=session
-        )
+        await self.audit.append(name, role, action, f"user:{user_id}", outcome, client, detail, session=session)
 
     async def _audit(
         self,

@@ -109,9 +109,7 @@ def upgrade() -> None:
         sa.Column("expires_at", _utc(), nullable=False),
         sa.Column("revoked_at", _utc(), nullable=True),
         sa.Column("replaced_by", sa.String(64), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_refresh_tokens_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_refresh_tokens_user_id_users", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_refresh_tokens"),
     )
     op.create_index("ix_refresh_tokens_user_id", "refresh_tokens", ["user_id"])

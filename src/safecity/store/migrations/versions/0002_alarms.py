@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("resolution", sa.String(32), nullable=True),
         sa.Column("incident_requested", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account"], ["alarm_accounts.number"], name=op.f("fk_alarms_account_alarm_accounts")
-        ),
+        sa.ForeignKeyConstraint(["account"], ["alarm_accounts.number"], name=op.f("fk_alarms_account_alarm_accounts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alarms")),
     )
     op.create_index(op.f("ix_alarms_account"), "alarms", ["account"])
