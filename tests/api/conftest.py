@@ -37,8 +37,8 @@ def api_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[RunningApi]:
-    async with open_services(settings) as services:
+async def running_api(settings: Settings, *, with_workers: bool = False) -> AsyncIterator[RunningApi]:
+    async with open_services(settings) as services, _workers(services, with_workers):
         server = _Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_config=None,
                                         lifespan="on"))
         task = asyncio.create_task(server.serve())
@@ -65,6 +65,25 @@ async def running_api(settings: Settings) -> AsyncIterator[RunningApi]:
         finally:
             server.should_exit = True
             await task
+
+
+@contextlib.asynccontextmanager
+async def _workers(services: Services, enabled: bool) -> AsyncIterator[None]:
+    """The DC-09 receiver and the alarm worker, as `safecity serve` runs them."""
+    if not enabled:
+        yield
+        return
+    from safecity.receivers.dc09 import start_receiver
+
+    stop = asyncio.Event()
+    receiver = await start_receiver(services)
+    worker = asyncio.create_task(services.alarms.run_worker(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await receiver.stop()
+        await asyncio.wait_for(worker, 10)
 
 
 @pytest.fixture
