@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from safecity.config import Settings
 from safecity.logs import configure_logging
@@ -33,7 +34,17 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settin
 
 
 def build_settings(config: Path | None) -> Settings:
-    settings = Settings(config_file=config) if config else Settings()
+    """Settings from the environment and the TOML file; a bad value is reported, not a traceback."""
+    try:
+        settings = Settings(config_file=config) if config else Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            typer.echo(f"error: setting {field} (SAFECITY_{field.upper()}): {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, json=settings.log_json)
     return settings
 

@@ -10,11 +10,11 @@ import re
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
-from tests.api.conftest import RunningApi
 
 from safecity.api.deps import PUBLIC, declared_roles
 from safecity.api.live import _live_rule
 from safecity.security import Role
+from tests.api.conftest import RunningApi
 
 # Framework pages that describe the API and carry no data.
 DOCUMENTATION = {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"}

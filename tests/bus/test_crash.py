@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from tests._servers.nats import NatsServer
 
 from safecity.bus import EventLog
 from safecity.bus.nats import NatsEventLog
 from safecity.bus.sqlite import SqliteEventLog
+from tests._servers.nats import NatsServer
 
 APPENDER = Path(__file__).with_name("_appender.py")
 

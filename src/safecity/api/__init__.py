@@ -1,0 +1,1 @@
+"""HTTP and WebSocket API: the app factory, one router per domain, the live hub."""
