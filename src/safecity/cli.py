@@ -75,7 +75,8 @@ async def _serve(settings: Settings, role: str) -> None:
         try:
             if role in ("all", "workers"):
                 workers.append(asyncio.create_task(services.alarms.run_worker(stop), name="alarm-worker"))
-                log.info("workers started names=alarm-queue")
+                workers.append(asyncio.create_task(services.retention.run(stop), name="retention"))
+                log.info("workers started names=alarm-queue,retention")
             if role in ("all", "receivers"):
                 for spec in discover():
                     receivers.append(await spec.start(services))

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas (3 in production)")
     nats_duplicate_window_s: int = Field(default=7200, gt=0, description="JetStream dedup window")
     event_retention_days: int = Field(default=400, gt=0, description="how long the event log keeps events")
+    alarm_retention_days: int = Field(default=400, gt=0, description="how long closed alarms and signals are kept")
     audit_retention_days: int = Field(default=3650, gt=0, description="how long audit records are kept")
     log_level: str = Field(default="INFO", description="logging level")
     log_json: bool = Field(default=False, description="log as JSON lines instead of key=value")

@@ -10,12 +10,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from safecity.alarms.service import AlarmService
 from safecity.bus import EventLog, open_event_log
 from safecity.config import Settings
 from safecity.security.audit import AuditLog
+from safecity.security.passwords import PasswordHasher
+from safecity.security.retention import Pruner, RetentionJob
 from safecity.security.service import SecurityService
 from safecity.store.engine import Database, create_database
 from safecity.store.migrate import upgrade
@@ -35,6 +37,7 @@ class Services:
     audit: AuditLog
     security: SecurityService
     alarms: AlarmService
+    retention: RetentionJob
     clock: Callable[[], datetime] = utcnow
 
 
@@ -44,6 +47,7 @@ async def open_services(
     *,
     migrate: bool = True,
     clock: Callable[[], datetime] = utcnow,
+    password_hasher: PasswordHasher | None = None,
 ) -> AsyncIterator[Services]:
     """Connect the store and the event log (migrating the schema first when asked)."""
     settings.ensure_data_dir()
@@ -52,18 +56,29 @@ async def open_services(
         settings.effective_bus_url,
         replicas=settings.nats_stream_replicas,
         duplicate_window_s=settings.nats_duplicate_window_s,
+        retention_s=settings.event_retention_days * 86400.0,
     )
     try:
         if migrate:
             await upgrade(db)
         await events.start()
         audit = AuditLog(db, clock)
-        security = SecurityService(db, settings, clock=clock, audit=audit)
+        security = SecurityService(db, settings, clock=clock, audit=audit, hasher=password_hasher)
         log.info(
             "services ready database=%s bus=%s", db.dialect, events.backend,
         )
         alarms = AlarmService(db, events, audit, clock)
-        yield Services(settings, db, events, audit, security, alarms, clock)
+        retention = RetentionJob(
+            [
+                Pruner("events", timedelta(days=settings.event_retention_days),
+                       lambda cutoff: events.prune(cutoff.timestamp())),
+                Pruner("alarm_history", timedelta(days=settings.alarm_retention_days), alarms.prune_history),
+                Pruner("audit", timedelta(days=settings.audit_retention_days), audit.prune),
+            ],
+            audit,
+            clock,
+        )
+        yield Services(settings, db, events, audit, security, alarms, retention, clock)
     finally:
         await events.close()
         await db.close()

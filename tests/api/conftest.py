@@ -15,7 +15,7 @@ import uvicorn
 from safecity.api.app import create_app
 from safecity.cli import _Server
 from safecity.config import Settings
-from safecity.security import Role
+from safecity.security import PasswordHasher, Role
 from safecity.services import Services, open_services
 
 PASSWORD = "correct horse battery staple"
@@ -38,7 +38,11 @@ def api_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings, *, with_workers: bool = False) -> AsyncIterator[RunningApi]:
-    async with open_services(settings) as services, _workers(services, with_workers):
+    # the cheap argon2 profile: the real one is tested in tests/security, here it only costs time
+    async with (
+        open_services(settings, password_hasher=PasswordHasher.cheap()) as services,
+        _workers(services, with_workers),
+    ):
         server = _Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=0, log_config=None,
                                         lifespan="on"))
         task = asyncio.create_task(server.serve())

@@ -104,3 +104,13 @@ class IncidentRequested(Payload):
     lon: float
     requested_by: str
     note: str = ""
+
+
+@register
+class AccountChanged(Payload):
+    """An alarm account was created or changed: receivers refresh their key directory."""
+
+    KIND = "alarm.account_changed"
+
+    account: str
+    change: str  # created | updated | deleted

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from safecity.alarms import logic
 from safecity.alarms.events import (
+    AccountChanged,
     AlarmChanged,
     CommunicationFailed,
     CommunicationRestored,
@@ -145,6 +146,8 @@ class AlarmService:
                 actor, actor_role, "alarm_account.create", f"alarm_account:{number}",
                 detail={"kind": row.kind, "encrypted": row.key_hex is not None}, session=session,
             )
+        await self.events.append([Event.of(AccountChanged(account=number, change="created"),
+                                           source="alarm-accounts", occurred_at=now)])
         return row
 
     async def get_account(self, number: str) -> AlarmAccountRow:
@@ -239,6 +242,22 @@ class AlarmService:
             await self.events.append(events)
             log.warning("link tests missed accounts=%d", len(events))
         return [a for a, _ in overdue]
+
+    async def prune_history(self, before: datetime) -> int:
+        """Retention: signals older than `before`, and closed alarms last touched before it, go."""
+        async with self.db.session() as session:
+            old_alarms = select(AlarmRow.id).where(
+                AlarmRow.status == AlarmStatus.CLOSED.value, AlarmRow.last_signal_at < before,
+                AlarmRow.closed_at < before,
+            )
+            signals = await session.execute(
+                delete(AlarmSignalRow).where(
+                    (AlarmSignalRow.received_at < before) | AlarmSignalRow.alarm_id.in_(old_alarms)
+                )
+            )
+            await session.execute(delete(AlarmActionRow).where(AlarmActionRow.alarm_id.in_(old_alarms)))
+            alarms = await session.execute(delete(AlarmRow).where(AlarmRow.id.in_(old_alarms)))
+        return int(signals.rowcount) + int(alarms.rowcount)  # type: ignore[attr-defined]
 
     # -- the operator queue --------------------------------------------------------------------
     async def open_alarms(self, limit: int = 500) -> list[AlarmRow]:

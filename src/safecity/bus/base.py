@@ -113,6 +113,10 @@ class EventLog(Protocol):
         """Move a consumer back (or forward) so it re-reads events after `offset`: replay."""
         ...
 
+    async def prune(self, received_before: float) -> int:
+        """Retention: delete events received before this epoch second; returns how many went."""
+        ...
+
     def live(self) -> AsyncIterator[Event]:
         """Every event appended from now on, at most once, for live views (not for processing)."""
         ...

@@ -109,6 +109,7 @@ class NatsEventLog:
         timeout_s: float = 5.0,
         connect_attempts: int = 3,
         name: str = "safecity",
+        retention_s: float | None = None,
     ) -> None:
         if not servers:
             raise EventLogError("no NATS server URL given")
@@ -117,6 +118,7 @@ class NatsEventLog:
         self.duplicate_window_s = duplicate_window_s
         self.timeout_s = timeout_s
         self._connect_attempts = connect_attempts
+        self.retention_s = retention_s  # stream max_age: JetStream itself deletes older events
         self._name = name
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -137,6 +139,7 @@ class NatsEventLog:
         duplicate_window_s: float = 7200.0,
         timeout_s: float = 5.0,
         name: str = "safecity",
+        retention_s: float | None = None,
     ) -> NatsEventLog:
         """`nats://host:4222[,nats://host2:4222…]` (tls:// too)."""
         servers = [part.strip() for part in url.split(",") if part.strip()]
@@ -144,7 +147,12 @@ class NatsEventLog:
             if not server.startswith(("nats://", "tls://")):
                 raise EventLogError(f"not a NATS URL: {server!r} (want nats://host:port)")
         return cls(
-            servers, replicas=replicas, duplicate_window_s=duplicate_window_s, timeout_s=timeout_s, name=name
+            servers,
+            replicas=replicas,
+            duplicate_window_s=duplicate_window_s,
+            timeout_s=timeout_s,
+            name=name,
+            retention_s=retention_s,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -186,6 +194,10 @@ class NatsEventLog:
         except (nats.errors.Error, TimeoutError):
             await nc.close()
 
+    async def prune(self, received_before: float) -> int:
+        """Retention on JetStream is the streams' `max_age`, enforced by the server itself."""
+        return 0
+
     async def ping(self) -> None:
         js = self._require_js()
         assert self._nc is not None
@@ -223,6 +235,7 @@ class NatsEventLog:
             storage=api.StorageType.FILE,
             num_replicas=self.replicas,
             duplicate_window=self.duplicate_window_s,
+            max_age=self.retention_s,
             allow_direct=True,
             republish=api.RePublish(src=_family_subjects(family), dest=f"{LIVE_PREFIX}.{family}.>"),
         )

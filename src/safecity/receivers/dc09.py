@@ -9,6 +9,7 @@ keeps a re-sent frame from being recorded twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
-from safecity.alarms.events import LinkTestReceived, SignalReceived
+from safecity.alarms.events import AccountChanged, LinkTestReceived, SignalReceived
 from safecity.bus import EventLog
 from safecity.events import Event, Location
 from safecity.receivers import ReceiverSpec
@@ -52,7 +53,7 @@ class AccountDirectory:
         self,
         load: Callable[[], Awaitable[dict[str, Dc09Account]]],
         *,
-        min_reload_s: float = 2.0,
+        min_reload_s: float = 0.25,
     ) -> None:
         self._load = load
         self._accounts: dict[str, Dc09Account] = {}
@@ -270,6 +271,7 @@ class Dc09Server:
         self._tcp: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._reloader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -282,6 +284,7 @@ class Dc09Server:
             lambda: _UdpEndpoint(self.handler), local_addr=(self.host, self.port)
         )
         self._reloader = loop.create_task(self._reload_periodically())
+        self._watcher = loop.create_task(self._watch_account_changes())
         log.info("dc09 receiver listening host=%s port=%d accounts=%d", self.host, self.port,
                  len(self.handler.directory))
 
@@ -293,9 +296,26 @@ class Dc09Server:
             except Exception:
                 log.exception("dc09 account directory reload failed")
 
+    async def _watch_account_changes(self) -> None:
+        """A new or changed account is usable at once, not after the next periodic reload."""
+        while True:
+            try:
+                async for event in self.handler.events.live():
+                    if event.kind == AccountChanged.KIND:
+                        await self.handler.directory.reload(force=True)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dc09 account watch failed; retrying")
+                await asyncio.sleep(1.0)
+
     async def stop(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
+        for task in (self._reloader, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:
