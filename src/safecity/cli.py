@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -28,6 +29,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
+
+if TYPE_CHECKING:
+    from safecity.services import Services
 
 log = logging.getLogger("safecity")
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)]
@@ -68,6 +72,8 @@ async def _serve(settings: Settings, role: str) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     async with open_services(settings) as services:
+        if role in ("all", "api"):
+            await _first_administrator(services)
         receivers: list[RunningReceiver] = []
         workers: list[asyncio.Task[None]] = []
         server: _Server | None = None
@@ -112,6 +118,20 @@ async def _serve(settings: Settings, role: str) -> None:
             for worker in workers:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker, 10)
+
+
+async def _first_administrator(services: Services) -> None:
+    """On a platform with no users, create `admin` with a random password, shown once and kept 0600."""
+    if await services.security.list_users():
+        return
+    from safecity.security import Role
+
+    password = secrets.token_urlsafe(18)
+    await services.security.add_user("admin", password, Role.ADMIN, actor="system")
+    path = services.settings.data_dir / "initial-admin-password"
+    path.touch(mode=0o600)
+    path.write_text(password + "\n")
+    typer.echo(f"first start: created user 'admin' with password {password} (also in {path}); change it")
 
 
 @app.command()

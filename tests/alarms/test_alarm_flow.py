@@ -129,3 +129,37 @@ async def test_auditor_is_refused_the_alarm_topic(platform: RunningApi) -> None:
         await live.send(orjson.dumps({"type": "subscribe", "topics": ["alarm", "audit"]}).decode())
         answer = orjson.loads(await live.recv())
         assert answer == {"type": "subscribed", "topics": ["audit"], "denied": ["alarm"]}
+
+
+async def test_account_changes_reach_the_receiver_at_once(platform: RunningApi) -> None:
+    api = platform
+    supervisor = api.auth(Role.SUPERVISOR)
+    await api.client.post("/api/v1/alarm-accounts", headers=supervisor, json={
+        "number": "77AA", "kind": "fire_panel", "name": "School 41", "address": "Koulukatu 1",
+        "lat": 60.2, "lon": 24.9,
+    })
+    patched = await api.client.patch("/api/v1/alarm-accounts/77aa", headers=supervisor, json={
+        "key_hex": KEY_HEX, "zones": [{"zone": "002", "name": "Boiler room", "type": "fire"}],
+        "contacts": [{"name": "Janitor", "phone": "+358 40 1234567"}],
+    })
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["encrypted"] is True
+    assert patched.json()["zones"][0]["name"] == "Boiler room"
+    port = api.services.settings.dc09_port
+    # the receiver learns of the change through the log's live feed: within moments, not at its next reload
+    deadline = asyncio.get_running_loop().time() + 2
+    sequence = 0
+    while True:
+        sequence += 1
+        plain = encode_frame("SIA-DCS", sequence=sequence, account="77AA", data="#77AA|NFA002", line="1",
+                             timestamp=datetime.now(UTC))
+        if (await send_frame(port, plain)).protocol_id == "DUH":  # a keyed account refuses plain text
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the new key did not reach the receiver"
+        await asyncio.sleep(0.02)
+    secret = encode_frame("SIA-DCS", sequence=sequence + 1, account="77AA", data="#77AA|NFA002", line="1",
+                          timestamp=datetime.now(UTC), key=bytes.fromhex(KEY_HEX))
+    assert (await send_frame(port, secret)).protocol_id == "ACK"
+    refused = await api.client.patch("/api/v1/alarm-accounts/77AA", headers=api.auth(Role.OPERATOR),
+                                     json={"key_hex": None})
+    assert refused.status_code == 403

@@ -114,6 +114,10 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(env: dict[str, str]) -> None
                 assert time.monotonic() < deadline, "serve did not come up"
                 time.sleep(0.1)
         assert ready.status_code == 200
+        password = (Path(env["SAFECITY_DATA_DIR"]) / "initial-admin-password").read_text().strip()
+        token = httpx.post(f"http://127.0.0.1:{http_port}/api/v1/auth/token",
+                           data={"username": "admin", "password": password}, timeout=10)
+        assert token.status_code == 200, token.text
         assert ready.json()["checks"] == {"database": "ok", "event_log": "ok"}
         metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5)
         assert "safecity_http_requests_total" in metrics.text

@@ -196,3 +196,12 @@ async def test_garbage_never_takes_the_receiver_down(receiver: Receiver) -> None
     writer.write(panic(9))
     assert (await reply(reader)).protocol_id == "ACK"
     writer.close()
+
+
+async def test_ack_latency_is_measured_from_frame_arrival(receiver: Receiver) -> None:
+    reader, writer = await receiver.tcp()
+    writer.write(panic(11))
+    await reply(reader)
+    [latency] = receiver.server.handler.stats.ack_latencies
+    assert 0 < latency < 5
+    writer.close()

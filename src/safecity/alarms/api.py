@@ -65,6 +65,22 @@ class AccountIn(BaseModel):
         return value.upper()
 
 
+class AccountPatch(BaseModel):
+    """Only the fields given change; `key_hex: null` removes encryption."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=300)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    key_hex: str | None = Field(default=None, pattern=r"^([0-9A-Fa-f]{32}|[0-9A-Fa-f]{48}|[0-9A-Fa-f]{64})$")
+    link_test_interval_s: int | None = Field(default=None, ge=0, le=7 * 86400)
+    clock_offset_s: int | None = Field(default=None, ge=-14 * 3600, le=14 * 3600)
+    contract_status: Literal["active", "suspended", "ended"] | None = None
+    zones: list[Zone] | None = Field(default=None, max_length=512)
+    contacts: list[Contact] | None = Field(default=None, max_length=32)
+    notes: str | None = Field(default=None, max_length=4000)
+
+
 class AccountOut(BaseModel):
     number: str
     kind: str
@@ -165,6 +181,21 @@ async def create_account(body: AccountIn, services: ServicesDep, principal: Supe
         row = await alarm_service(services).create_account(
             body.model_dump(mode="json"), principal.username, principal.role.value
         )
+    except AlarmError as exc:
+        raise _problem(exc) from exc
+    return _account_out(row)
+
+
+@router.patch("/alarm-accounts/{number}")
+async def update_account(
+    number: AccountNumber, body: AccountPatch, services: ServicesDep, principal: Supervision
+) -> AccountOut:
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    nullable = {"key_hex"}
+    if any(v is None for k, v in changes.items() if k not in nullable):
+        raise Problem(422, "only key_hex may be set to null")
+    try:
+        row = await alarm_service(services).update_account(number, changes, principal.username, principal.role.value)
     except AlarmError as exc:
         raise _problem(exc) from exc
     return _account_out(row)

@@ -150,6 +150,25 @@ class AlarmService:
                                            source="alarm-accounts", occurred_at=now)])
         return row
 
+    async def update_account(
+        self, number: str, changes: dict[str, Any], actor: str, actor_role: str
+    ) -> AlarmAccountRow:
+        """Change an account's description, keys or supervision; the receivers pick it up at once."""
+        now = self.clock()
+        async with self.db.session() as session:
+            row = await session.get(AlarmAccountRow, number.upper())
+            if row is None:
+                raise UnknownAccount(f"no account {number}")
+            for name, value in changes.items():
+                setattr(row, name, value)
+            row.updated_at = now
+            detail = {k: ("********" if k == "key_hex" else v) for k, v in changes.items()}
+            await self.audit.append(actor, actor_role, "alarm_account.update", f"alarm_account:{row.number}",
+                                    detail={"changed": sorted(detail)}, session=session)
+        await self.events.append([Event.of(AccountChanged(account=row.number, change="updated"),
+                                           source="alarm-accounts", occurred_at=now)])
+        return row
+
     async def get_account(self, number: str) -> AlarmAccountRow:
         async with self.db.session() as session:
             row = await session.get(AlarmAccountRow, number.upper())

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
@@ -128,6 +129,8 @@ class Dc09Stats:
     duhs: int = 0
     silent: int = 0
     append_failures: int = 0
+    # seconds from the frame's last byte read to its ACK handed to the socket (the recent ones)
+    ack_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
 
 
 class Dc09Handler:
@@ -186,7 +189,7 @@ class _TcpConnection(asyncio.Protocol):
     def __init__(self, handler: Dc09Handler, idle_timeout_s: float) -> None:
         self._handler = handler
         self._decoder = Dc09Decoder()
-        self._queue: asyncio.Queue[FrameResult | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[FrameResult, float] | None] = asyncio.Queue()
         self._transport: asyncio.Transport | None = None
         self._peer: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -200,8 +203,9 @@ class _TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._decoder.feed(data)
+        arrived = time.perf_counter()
         while (result := self._decoder.next_frame()) is not None:
-            self._queue.put_nowait(result)
+            self._queue.put_nowait((result, arrived))
 
     def eof_received(self) -> bool | None:
         self._queue.put_nowait(None)
@@ -215,11 +219,12 @@ class _TcpConnection(asyncio.Protocol):
         try:
             while True:
                 try:
-                    result = await asyncio.wait_for(self._queue.get(), self._idle_timeout_s)
+                    item = await asyncio.wait_for(self._queue.get(), self._idle_timeout_s)
                 except TimeoutError:
                     break
-                if result is None:
+                if item is None:
                     break
+                result, arrived = item
                 try:
                     reply = await self._handler.handle(result, transport="tcp", peer=self._peer)
                 except Exception:
@@ -227,6 +232,8 @@ class _TcpConnection(asyncio.Protocol):
                     continue
                 if reply and self._transport is not None and not self._transport.is_closing():
                     self._transport.write(reply)
+                    if b'ACK"' in reply[:16]:
+                        self._handler.stats.ack_latencies.append(time.perf_counter() - arrived)
         finally:
             if self._transport is not None:
                 self._transport.close()
