@@ -23,7 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p bench/results
-	$(BIN)/python bench/event_log.py
+	set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

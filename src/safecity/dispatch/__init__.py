@@ -1,0 +1,1 @@
+"""Computer-aided dispatch: incidents, rapid-response units, tracking, recommendation, assignment."""
