@@ -81,8 +81,9 @@ async def _serve(settings: Settings, role: str) -> None:
         try:
             if role in ("all", "workers"):
                 workers.append(asyncio.create_task(services.alarms.run_worker(stop), name="alarm-worker"))
+                workers.append(asyncio.create_task(services.dispatch.run_worker(stop), name="dispatch-worker"))
                 workers.append(asyncio.create_task(services.retention.run(stop), name="retention"))
-                log.info("workers started names=alarm-queue,retention")
+                log.info("workers started names=alarm-queue,dispatch,retention")
             if role in ("all", "receivers"):
                 for spec in discover():
                     receivers.append(await spec.start(services))

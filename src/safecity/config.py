@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=400, gt=0, description="how long the event log keeps events")
     alarm_retention_days: int = Field(default=400, gt=0, description="how long closed alarms and signals are kept")
     audit_retention_days: int = Field(default=3650, gt=0, description="how long audit records are kept")
+    dispatch_auto_assign_p1: bool = Field(
+        default=False, description="assign a P1 incident from an alarm to the best recommended unit at once"
+    )
     log_level: str = Field(default="INFO", description="logging level")
     log_json: bool = Field(default=False, description="log as JSON lines instead of key=value")
 

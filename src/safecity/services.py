@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from safecity.alarms.service import AlarmService
 from safecity.bus import EventLog, open_event_log
 from safecity.config import Settings
+from safecity.dispatch.service import DispatchService
+from safecity.dispatch.tracking import POSITION_HISTORY_RETENTION
+from safecity.dispatch.travel import RoadGraphFile
 from safecity.security.audit import AuditLog
 from safecity.security.passwords import PasswordHasher
 from safecity.security.retention import Pruner, RetentionJob
@@ -37,6 +40,7 @@ class Services:
     audit: AuditLog
     security: SecurityService
     alarms: AlarmService
+    dispatch: DispatchService
     retention: RetentionJob
     clock: Callable[[], datetime] = utcnow
 
@@ -68,17 +72,20 @@ async def open_services(
             "services ready database=%s bus=%s", db.dialect, events.backend,
         )
         alarms = AlarmService(db, events, audit, clock)
+        dispatch = DispatchService(db, events, audit, clock, RoadGraphFile(settings.data_dir / "roads.graph.npz"),
+                                   auto_assign_p1=settings.dispatch_auto_assign_p1)
         retention = RetentionJob(
             [
                 Pruner("events", timedelta(days=settings.event_retention_days),
                        lambda cutoff: events.prune(cutoff.timestamp())),
                 Pruner("alarm_history", timedelta(days=settings.alarm_retention_days), alarms.prune_history),
+                Pruner("unit_positions", POSITION_HISTORY_RETENTION, dispatch.prune_positions),
                 Pruner("audit", timedelta(days=settings.audit_retention_days), audit.prune),
             ],
             audit,
             clock,
         )
-        yield Services(settings, db, events, audit, security, alarms, retention, clock)
+        yield Services(settings, db, events, audit, security, alarms, dispatch, retention, clock)
     finally:
         await events.close()
         await db.close()

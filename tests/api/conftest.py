@@ -81,13 +81,16 @@ async def _workers(services: Services, enabled: bool) -> AsyncIterator[None]:
 
     stop = asyncio.Event()
     receiver = await start_receiver(services)
-    worker = asyncio.create_task(services.alarms.run_worker(stop))
+    workers = [
+        asyncio.create_task(services.alarms.run_worker(stop)),
+        asyncio.create_task(services.dispatch.run_worker(stop)),
+    ]
     try:
         yield
     finally:
         stop.set()
         await receiver.stop()
-        await asyncio.wait_for(worker, 10)
+        await asyncio.wait_for(asyncio.gather(*workers), 10)
 
 
 @pytest.fixture

@@ -103,3 +103,19 @@ async def test_denied_access_is_audited(api: RunningApi) -> None:
     records = await api.services.audit.list(action="access.denied")
     assert records[-1].actor == "user_operator"
     assert records[-1].outcome == "denied"
+
+
+def test_field_units_see_only_their_own_unit_events() -> None:
+    from safecity.api.live import concerns
+    from safecity.security import Principal
+
+    crew = Principal(user_id=1, username="crew", role=Role.FIELD_UNIT, unit_id="U1")
+    dispatcher = Principal(user_id=2, username="d", role=Role.DISPATCHER, unit_id=None)
+    now = datetime.now(UTC)
+    mine = Event(kind="unit.assigned", source="t", occurred_at=now, payload={"unit_id": "U1"})
+    theirs = Event(kind="incident.changed", source="t", occurred_at=now, payload={"unit_id": "U2"})
+    requested = Event(kind="incident.requested", source="t", occurred_at=now, payload={"alarm_id": "a"})
+    assert concerns(crew, mine)
+    assert not concerns(crew, theirs)
+    assert not concerns(crew, requested)
+    assert concerns(dispatcher, theirs)

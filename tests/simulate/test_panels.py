@@ -137,7 +137,8 @@ async def test_every_report_is_acked_and_logged_with_its_account_code_and_zone(s
     receiver = await start_receiver()
     sim = simulator(receiver.port, connections=3)
     for account in ACCOUNTS:
-        sim.enqueue(account.number, PanelEvent("BA", "007") if account.kind != "fire_panel" else PanelEvent("FA", "002"))
+        fire = account.kind == "fire_panel"
+        sim.enqueue(account.number, PanelEvent("FA", "002") if fire else PanelEvent("BA", "007"))
     sim.burst(60)
     await until_drained(sim)
 
@@ -302,8 +303,10 @@ async def test_dropped_connection_resends_what_was_in_flight(
 
 async def test_gives_up_after_max_retries_without_reply() -> None:
     async def silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
+        try:
+            await reader.read()
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(silence, "127.0.0.1", 0)
     account = ACCOUNTS[0]

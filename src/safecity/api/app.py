@@ -14,7 +14,9 @@ from safecity.api.auth import ClientThrottle
 from safecity.api.live import LiveHub
 from safecity.api.metrics import Metrics
 from safecity.api.problems import install_problem_handlers
+from safecity.dispatch import api as dispatch_api
 from safecity.services import Services
+from safecity.web import api as web_api
 
 ROUTERS = (
     health.router,
@@ -24,6 +26,8 @@ ROUTERS = (
     events.router,
     live.router,
     alarms_api.router,
+    dispatch_api.router,
+    web_api.router,
 )
 
 

@@ -19,7 +19,7 @@ class AuditRecordOut(BaseModel):
     seq: int
     at: datetime
     actor: str
-    actor_role: str
+    actor_role: str | None
     action: str
     resource: str
     outcome: str

@@ -41,8 +41,19 @@ TOPIC_ROLES: dict[str, frozenset[Role]] = {
 }
 
 
+# Topics where a field unit sees only what concerns its own unit (the event's `unit_id`).
+UNIT_SCOPED_TOPICS = frozenset({"incident", "unit"})
+
+
 def may_see(role: Role, topic: str) -> bool:
     return role == Role.ADMIN or role in TOPIC_ROLES.get(topic, frozenset())
+
+
+def concerns(principal: Principal, event: Event) -> bool:
+    """Field units get their own unit's events only; everyone else what their topics carry."""
+    if principal.role != Role.FIELD_UNIT or event.family not in UNIT_SCOPED_TOPICS:
+        return True
+    return principal.unit_id is not None and event.payload.get("unit_id") == principal.unit_id
 
 
 @dataclass(eq=False)
@@ -96,7 +107,7 @@ class LiveHub:
         topic = event.family
         message: bytes | None = None
         for client in self._clients:
-            if topic not in client.topics:
+            if topic not in client.topics or not concerns(client.principal, event):
                 continue
             if message is None:
                 message = orjson.dumps({"type": "event", "topic": topic, "event": event.model_dump(mode="json")})

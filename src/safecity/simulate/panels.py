@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -269,31 +270,44 @@ Reply = tuple[Dc09Message, float] | _Lost  # the reply and when it arrived (loop
 
 
 class _Line:
-    """One TCP connection shared by several panels. Replies are matched by (account, sequence); a NAK
-    echoes neither, and since a receiver answers in order it belongs to the oldest message waiting."""
+    """One TCP connection shared by several panels, kept up until cancelled.
 
-    def __init__(self, sim: PanelSimulator, name: str) -> None:
-        self._sim = sim
+    Replies are matched by (account, sequence); a NAK echoes neither, and since a receiver answers in
+    order it belongs to the oldest message waiting.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        address: tuple[str, int],
+        keys: Mapping[str, Dc09Account],
+        connect_slots: asyncio.Semaphore,
+        stats: PanelStats,
+    ) -> None:
         self._name = name
+        self._address = address
+        self._keys = keys  # to open encrypted replies: an ACK that does not decrypt is no ACK
+        self._connect_slots = connect_slots  # a listen backlog overflows when thousands connect at once
+        self._stats = stats
         self._pending: dict[tuple[str, int], asyncio.Future[Reply]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
 
     async def run(self) -> None:
-        """Keep the connection up until cancelled; reconnect with backoff when it drops."""
+        """Connect, read replies, and reconnect with backoff when the connection drops."""
         backoff = 0.05
         first = True
         while True:
             try:
-                async with self._sim._connect_slots:
-                    reader, writer = await asyncio.open_connection(self._sim.host, self._sim.port)
+                async with self._connect_slots:
+                    reader, writer = await asyncio.open_connection(*self._address)
             except OSError as error:
                 log.debug("panel line %s connect failed error=%s", self._name, error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
             if not first:
-                self._sim.stats.reconnects += 1
+                self._stats.reconnects += 1
             first, backoff = False, 0.05
             self._writer = writer
             self._connected.set()
@@ -308,7 +322,7 @@ class _Line:
                         future.set_result(_Lost.CONNECTION)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        decoder = Dc09Decoder(self._sim._directory.get)
+        decoder = Dc09Decoder(self._keys.get)
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -320,7 +334,7 @@ class _Line:
             decoder.feed(data)
             arrived = loop.time()
             while (result := decoder.next_frame()) is not None:
-                if isinstance(result, FrameFailure):  # an ACK that does not open is no ACK: the timer runs out
+                if isinstance(result, FrameFailure):  # not a reply: the panel's timer runs out
                     log.warning("panel line %s unreadable reply error=%s", self._name, result.error)
                     continue
                 self._take(result, arrived)
@@ -343,7 +357,7 @@ class _Line:
         self._pending[key] = future
         try:
             writer.write(frame())
-            self._sim.stats.sent += 1
+            self._stats.sent += 1
             try:
                 async with asyncio.timeout(timeout_s):
                     await writer.drain()
@@ -354,6 +368,10 @@ class _Line:
                 return _Lost.CONNECTION
         finally:
             del self._pending[key]
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     def close(self) -> None:
         if self._writer is not None:
@@ -367,7 +385,7 @@ class _Panel:
     line: _Line
     sequence: int
     next_link_test: float
-    queue: list[PanelEvent | None] = field(default_factory=list)  # None: a link test
+    queue: deque[PanelEvent | None] = field(default_factory=deque)  # None: a link test
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -381,7 +399,8 @@ class PanelSimulator:
     Random events arrive at `rate_per_s` across all panels (a Poisson process; the attribute may be
     changed while running), link tests every `link_test_interval_s` per panel (0: none) from a random
     start. `burst` and `enqueue` add events on demand. `acked` lists every ACKed message (when
-    `keep_acked`), `unacked` the others; `on_ack` is called for each ACK as it arrives.
+    `keep_acked`), `unacked` those that got DUH, ran out of retries or were in flight at `close`;
+    `on_ack` is called for each ACK as it arrives.
     """
 
     def __init__(
@@ -419,10 +438,10 @@ class PanelSimulator:
         self.acked: list[MessageRecord] = []
         self.unacked: list[MessageRecord] = []
         self._rng = random.Random(seed)
-        self._directory = {account.number.upper(): account.dc09_account() for account in accounts}
-        self._connect_slots = asyncio.Semaphore(connect_concurrency)
+        keys = {account.number.upper(): account.dc09_account() for account in accounts}
+        slots = asyncio.Semaphore(connect_concurrency)
         count = max(1, min(len(accounts), connections or 200))
-        self._lines = [_Line(self, f"{index + 1}") for index in range(count)]
+        self._lines = [_Line(f"{index + 1}", (host, port), keys, slots, self.stats) for index in range(count)]
         starts = start_sequences or {}
         self._panels = [
             _Panel(account, self._lines[index % count],
@@ -457,8 +476,15 @@ class PanelSimulator:
         """Messages queued or in flight."""
         return self._outstanding
 
+    @property
+    def connections_up(self) -> int:
+        return sum(line.connected for line in self._lines)
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
+        """Connect and start reporting; `stop_generating`, `drain` and `close` end it (`run` does all)."""
+        if self._tasks:
+            raise RuntimeError("the simulator is running already")
         loop = asyncio.get_running_loop()
         now, interval = loop.time(), self.link_test_interval_s
         for panel in self._panels:
@@ -484,15 +510,16 @@ class PanelSimulator:
         return True
 
     async def close(self) -> None:
+        """Stop everything; a message in flight is recorded as abandoned, one still queued is dropped."""
         self._generating = False
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("panel simulator task failed", exc_info=result)
         for line in self._lines:
             line.close()
-        self._tasks = []
 
     async def run(
         self, duration_s: float | None = None, *, stop: asyncio.Event | None = None, drain_s: float | None = None
@@ -549,7 +576,7 @@ class PanelSimulator:
                         panel.next_link_test = now + self.link_test_interval_s
                     self.enqueue(panel.account.number, None)
                 continue
-            event = panel.queue.pop(0)
+            event = panel.queue.popleft()
             try:
                 await self._deliver(panel, event)
             finally:
