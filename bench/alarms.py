@@ -57,6 +57,8 @@ class Step:
     outstanding_end: int  # queued or in flight when the step ended
     simulator_cpu: float  # cores busy
     receiver_cpu: float
+    simulator_cpu_ms_per_msg: float | None  # CPU per ACKed message: what a free core would allow
+    receiver_cpu_ms_per_msg: float | None
     sustained: bool
 
 
@@ -245,6 +247,8 @@ async def run_step(sim: PanelSimulator, meter: Meter, rate: float, seconds: floa
     start = time.perf_counter()
     await asyncio.sleep(seconds)
     elapsed = time.perf_counter() - start
+    sim_cpu, receiver_cpu = own_cpu_s() - cpu_self, process_cpu_s(receiver_pid) - cpu_receiver
+    ackeds = stats.acked - acked
     offered = (stats.generated - generated) / elapsed
     accepted = (stats.acked - acked) / elapsed
     p99 = percentile(meter.latencies, 0.99)
@@ -252,14 +256,16 @@ async def run_step(sim: PanelSimulator, meter: Meter, rate: float, seconds: floa
         offered_rate=rate, seconds=round(elapsed, 2), offered_per_s=round(offered, 1),
         accepted_per_s=round(accepted, 1), p50_ms=ms(percentile(meter.latencies, 0.5)), p99_ms=ms(p99),
         timeouts=stats.timeouts - timeouts, retries=stats.retries - retries, outstanding_end=sim.outstanding,
-        simulator_cpu=round((own_cpu_s() - cpu_self) / elapsed, 2),
-        receiver_cpu=round((process_cpu_s(receiver_pid) - cpu_receiver) / elapsed, 2),
+        simulator_cpu=round(sim_cpu / elapsed, 2), receiver_cpu=round(receiver_cpu / elapsed, 2),
+        simulator_cpu_ms_per_msg=round(sim_cpu * 1000 / ackeds, 3) if ackeds else None,
+        receiver_cpu_ms_per_msg=round(receiver_cpu * 1000 / ackeds, 3) if ackeds else None,
         # kept up: took (nearly) all it was offered, and the backlog is under a second of it
         sustained=accepted >= 0.95 * offered and sim.outstanding < max(offered, 100.0),
     )
     print(f"{rate:7.0f}/s offered {step.offered_per_s:8.1f}/s  accepted {step.accepted_per_s:8.1f}/s  "
           f"p50 {step.p50_ms} ms  p99 {step.p99_ms} ms  backlog {step.outstanding_end:6d}  "
-          f"cpu sim {step.simulator_cpu:.2f} rcv {step.receiver_cpu:.2f}  {'ok' if step.sustained else 'OVERLOAD'}",
+          f"cpu sim {step.simulator_cpu:.2f} rcv {step.receiver_cpu:.2f} (ms/msg {step.simulator_cpu_ms_per_msg} "
+          f"{step.receiver_cpu_ms_per_msg})  {'ok' if step.sustained else 'OVERLOAD'}",
           flush=True)
     return step
 
@@ -344,6 +350,8 @@ async def main() -> None:
             "max_accepted_events_per_s": most,  # in any step, sustained or not
             "ack_p50_ms_at_max": best.p50_ms if best else None,
             "ack_p99_ms_at_max": best.p99_ms if best else None,
+            "receiver_cpu_ms_per_msg": best.receiver_cpu_ms_per_msg if best else None,
+            "simulator_cpu_ms_per_msg": best.simulator_cpu_ms_per_msg if best else None,
             "vs_sqlite_append_16x1": round(best_rate / append_rate, 3),
             "vs_fsync": round(best_rate / fsync_rate, 3),
             "acked": sim.stats.acked, "dc09_events_logged": logged, "lost": lost,
@@ -363,7 +371,9 @@ async def main() -> None:
             "tests (accounts/90 per s). ACK latency is the simulator's send -> ACK received, on loopback. "
             "server_handle_time is Dc09Handler.handle (decision + durable append + ACK encoding), timed in "
             "the receiver process; it leaves out time queued before handle(). Simulator and receiver share "
-            "the machine's cores: see simulator_cpu / receiver_cpu per step for which one ran out. Accounts "
+            "the machine's cores (and with whatever else runs there: see load_average_1m_at_start): simulator_cpu / "
+            "receiver_cpu per step say how many cores each got, *_cpu_ms_per_msg what each message cost, so "
+            "1000 / receiver_cpu_ms_per_msg estimates the receiver's rate on one free core. Accounts "
             "beyond the first 20 are inserted in one transaction (no audit record each)."
         ),
     }

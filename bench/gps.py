@@ -311,10 +311,13 @@ async def bench_mqtt(workdir: Path, url: str, count: int, window: int) -> Result
 def notes(results: dict[str, Result], cost: dict[str, float], client_us: float) -> str:
     reference, osmand, mqtt = results["reference"], results["osmand"], results["mqtt"]
     steps = cost["http_request_and_reply_h11"] + cost["osmand_decode_position"] + cost["event_envelope_pydantic"]
+    verdict = ("so the append is not the limit: the receiving process's CPU is"
+               if max(osmand.positions_per_s, mqtt.positions_per_s) < 0.6 * reference.positions_per_s
+               else "so the receivers come close to what the log takes one event at a time")
     return (
         f"Target {TARGET:.0f} positions/s. The log alone takes {reference.positions_per_s:.0f}/s of single-event "
         f"appends from {reference.concurrency} producers; OsmAnd over HTTP reaches {osmand.positions_per_s:.0f}/s and "
-        f"MQTT {mqtt.positions_per_s:.0f}/s, so the append is not the limit: the receiving process's CPU is. "
+        f"MQTT {mqtt.positions_per_s:.0f}/s, {verdict}. "
         f"It spends {osmand.cpu_us_per_position:.0f} us of CPU per HTTP position (all threads), of which the "
         f"pure-Python steps measured alone are {steps:.0f} us: h11 request+reply "
         f"{cost['http_request_and_reply_h11']:.0f} us, the pydantic envelope {cost['event_envelope_pydantic']:.0f} us, "
@@ -322,8 +325,13 @@ def notes(results: dict[str, Result], cost: dict[str, float], client_us: float) 
         f"log's writer thread (to_json {cost['event_to_json_in_log_writer']:.0f} us per event, SQLite) and GIL "
         f"hand-offs between the loop and that thread. One event loop on one core therefore tops out near "
         f"{1e6 / max(osmand.cpu_us_per_position, 1):.0f} positions/s whatever the disk does. The HTTP clients cost "
-        f"{client_us:.0f} us CPU per request in their own process, on the same 2-core machine. "
-        f"Load average during the runs is recorded per result: other work on the machine lowers the rates."
+        f"{client_us:.0f} us CPU per request in their own process, on the same machine. MQTT costs "
+        f"{mqtt.cpu_us_per_position:.0f} us CPU per position, of which decoding is "
+        f"{cost['mqtt_decode_position']:.0f} us and the envelope about {cost['event_envelope_pydantic']:.0f} us; "
+        f"the rest is mostly paho-mqtt's pure-Python "
+        f"packet handling (MQTT 5 properties included) and one PUBACK write per message (a py-spy profile taken "
+        f"while writing this benchmark put paho at about half of the receiving loop's time). The load average is "
+        f"recorded per result: other work on the machine lowers the rates, less so the CPU per position."
     )
 
 
@@ -336,6 +344,7 @@ async def main() -> None:
     parser.add_argument("--mqtt-window", type=int, default=900, help="messages the publisher may run ahead")
     args = parser.parse_args()
 
+    load_before = round(os.getloadavg()[0], 2)
     cost = cost_breakdown()
     print("cpu us per step: " + ", ".join(f"{k} {v}" for k, v in cost.items()), flush=True)
     results: dict[str, Result] = {}
@@ -351,6 +360,7 @@ async def main() -> None:
     report = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "date": utcnow().isoformat(timespec="seconds"),
+        "load_average_before": load_before,
         "target_positions_per_s": TARGET,
         "results": [asdict(r) for r in results.values()],
         "cpu_us_per_step": cost,

@@ -106,7 +106,8 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900},
+            viewport={"width": 1280, "height": 800},
+            reduced_motion="reduce",  # MapLibre then jumps instead of flying: no animation to wait out
             locale="en-GB",
             timezone_id="Europe/Helsinki",
         )

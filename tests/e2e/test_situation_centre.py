@@ -78,6 +78,17 @@ async def test_operator_works_a_panic_alarm_live(platform: RunningApi, browser: 
     await card.get_by_test_id("escalate").click()
     await expect(card.get_by_test_id("alarm-status")).to_contain_text("incident requested")
     await expect(card.get_by_test_id("alarm-actions")).to_contain_text("escalated")
+    # dispatch takes the request: the incident appears live in the incidents tab
+    await expect(page.get_by_test_id("tab-incidents")).to_contain_text("1")
+
+    for layer in ("alarms", "incidents", "units", "accounts", "building", "boundary"):
+        await expect(page.get_by_test_id(f"toggle-{layer}")).to_be_visible()
+    await page.get_by_test_id("search").fill("mannerheim")
+    hits = page.get_by_test_id("search-hit")
+    await expect(hits.filter(has_text="Block 12, corridor 3")).to_have_count(1)  # the account, by its address
+    await expect(hits.filter(has_text="street")).not_to_have_count(0)  # street names from the offline tiles
+    await page.get_by_test_id("search").press("Escape")
+    await card.evaluate("card => card.scrollTo(0, 0)")
     await map_drawn(page)
     await page.screenshot(path=SCREENSHOTS / "situation-centre-operator.png")
 

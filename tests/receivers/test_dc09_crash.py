@@ -25,8 +25,8 @@ from safecity.services import open_services
 from safecity.simulate.panels import PanelSimulator, demo_accounts, provision
 
 ACCOUNTS = demo_accounts(24, seed=11)
-BURST = 800
-ACKS_BEFORE_KILL = 150
+BURST = 500
+ACKS_BEFORE_KILL = 100
 
 
 def free_port() -> int:

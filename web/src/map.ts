@@ -113,7 +113,7 @@ export function addOverlay(map: MapLibreMap, spec: OverlaySpec): void {
     map.addLayer({
       id: `${spec.id}-points`, type: 'symbol', source: spec.id, filter: single,
       layout: {
-        'icon-image': 'unit-arrow', 'icon-size': 0.8, 'icon-allow-overlap': true,
+        'icon-image': 'unit-arrow', 'icon-size': 1.1, 'icon-allow-overlap': true,
         'icon-rotate': ['coalesce', ['get', 'heading'], 0], 'icon-rotation-alignment': 'map',
       },
       paint: { 'icon-color': spec.color, 'icon-halo-color': '#0b0f17', 'icon-halo-width': 1.5 },

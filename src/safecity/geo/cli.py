@@ -22,6 +22,11 @@ ROAD_GRAPH_FILE = "roads.graph.npz"
 geo_app = typer.Typer(no_args_is_help=True, add_completion=False, help="geography: road graph")
 
 
+@geo_app.callback()
+def _group() -> None:
+    """Geography: the road graph (a group, so that commands keep their names as more are added)."""
+
+
 @dataclass(frozen=True)
 class RoadImport:
     """What an import produced, for the command's report."""

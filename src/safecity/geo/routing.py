@@ -5,8 +5,9 @@ reverse graph started at the incident, stopped as soon as the k best units are s
 searches. Edges are turn-free (no turn restrictions or penalties), so times are lower than a router with
 turn costs would give, and equal for every unit alike.
 
-The searches are heapq Dijkstra over Python lists made once per graph: a bounded search touches a few
-thousand junctions, where the per-call cost of scipy's full-array search would dominate.
+The searches are heapq Dijkstra over flat arrays made once per graph: a bounded search touches a few
+thousand junctions, while scipy's Dijkstra spends about 5 ms per call on a 500,000-junction graph just
+setting up per-junction state, and needs its distance limit known in advance.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ K = TypeVar("K", bound=Hashable)
 @dataclass(frozen=True)
 class _Lists:
     """CSR arrays as `array.array`: indexing one is several times faster than indexing numpy scalars, and
-    unlike a list of millions of numbers it is no container the garbage collector walks on every full
-    collection (which made rare searches on a large graph ten times slower than the rest).
+    unlike a list of millions of numbers it is no container the garbage collector walks on full collections.
     """
 
     offsets: array[int]
@@ -106,9 +106,10 @@ def travel_times_to(
         source = sources[key]
         for leg in source.exits:
             waiting.setdefault(leg.node, []).append((leg.seconds, i))
-        direct = same_edge_seconds(graph, source, target)
-        if direct < math.inf:
-            ready.append((direct, i))
+        if source.edge == target.edge:  # driving straight along the shared road may beat any detour
+            direct = same_edge_seconds(graph, source, target)
+            if direct < math.inf:
+                ready.append((direct, i))
     heapq.heapify(ready)
 
     dist: dict[int, float] = {}
@@ -213,12 +214,15 @@ def route(graph: RoadGraph, source: Snap, target: Snap) -> Route:
                 heapq.heappush(frontier, (nd, nxt))
     if best == math.inf:
         raise NoRouteError("target not reachable from source")
-    if best_entry is None:
-        return _direct_route(graph, source, target, best)
-    return _assemble_route(graph, best, best_entry, via, first)
+    pieces = [_direct_piece(source, target)] if best_entry is None else _pieces(graph, best_entry, via, first)
+    return _route_from_pieces(graph, best, pieces, source, target)
 
 
-def _assemble_route(graph: RoadGraph, seconds: float, entry: Leg, via: dict[int, int], first: dict[int, Leg]) -> Route:
+Piece = tuple[int, float, float]
+"""(edge, from fraction, to fraction) of a route; edge -1 for the zero-length leg at a junction."""
+
+
+def _pieces(graph: RoadGraph, entry: Leg, via: dict[int, int], first: dict[int, Leg]) -> list[Piece]:
     edges: list[int] = []
     node = entry.node
     while node not in first:
@@ -228,28 +232,36 @@ def _assemble_route(graph: RoadGraph, seconds: float, entry: Leg, via: dict[int,
     pieces = [(first[node].edge, first[node].fraction_from, first[node].fraction_to)]
     pieces += [(edge, 0.0, 1.0) for edge in reversed(edges)]
     pieces.append((entry.edge, entry.fraction_from, entry.fraction_to))
-    return _route_from_pieces(graph, seconds, pieces)
+    return pieces
 
 
-def _direct_route(graph: RoadGraph, source: Snap, target: Snap, seconds: float) -> Route:
+def _direct_piece(source: Snap, target: Snap) -> Piece:
     if source.fraction <= target.fraction:
-        piece = (source.edge, source.fraction, target.fraction)
-    else:
-        piece = (source.twin, 1.0 - source.fraction, 1.0 - target.fraction)
-    return _route_from_pieces(graph, seconds, [piece])
+        return (source.edge, source.fraction, target.fraction)
+    return (source.twin, 1.0 - source.fraction, 1.0 - target.fraction)
 
 
-def _route_from_pieces(graph: RoadGraph, seconds: float, pieces: list[tuple[int, float, float]]) -> Route:
-    coordinates: list[tuple[float, float]] = []
+def _route_from_pieces(graph: RoadGraph, seconds: float, pieces: list[Piece], source: Snap, target: Snap) -> Route:
+    """The line through the pieces, pinned to the snapped points at both ends."""
+    coordinates: list[tuple[float, float]] = [(source.lon, source.lat)]
     metres = 0.0
     for edge, lo, hi in pieces:
         if edge < 0:
             continue
         metres += (hi - lo) * float(graph.edge_metres[edge])
-        for point in graph.edge_part(edge, lo, hi):
-            if not coordinates or coordinates[-1] != point:
-                coordinates.append(point)
-    return Route(seconds, metres, tuple(coordinates))
+        coordinates.extend(graph.edge_part(edge, lo, hi))
+    coordinates.append((target.lon, target.lat))
+    # the cut ends repeat the snapped points (up to rounding): keep one of each
+    kept = [coordinates[0]]
+    for point in coordinates[1:-1]:
+        if abs(point[0] - kept[-1][0]) > 1e-9 or abs(point[1] - kept[-1][1]) > 1e-9:
+            kept.append(point)
+    end = coordinates[-1]
+    if len(kept) > 1 and abs(end[0] - kept[-1][0]) <= 1e-9 and abs(end[1] - kept[-1][1]) <= 1e-9:
+        kept[-1] = end
+    elif end != kept[-1]:
+        kept.append(end)
+    return Route(seconds, metres, tuple(kept))
 
 
 def route_geojson(found: Route) -> dict[str, Any]:
