@@ -25,10 +25,12 @@ db_app = typer.Typer(no_args_is_help=True, help="database schema")
 user_app = typer.Typer(no_args_is_help=True, help="platform users")
 audit_app = typer.Typer(no_args_is_help=True, help="the audit chain")
 config_app = typer.Typer(no_args_is_help=True, help="settings")
+import_app = typer.Typer(no_args_is_help=True, help="import city data")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
+app.add_typer(import_app, name="import")
 
 if TYPE_CHECKING:
     from safecity.services import Services
@@ -230,6 +232,26 @@ def config_show(config: ConfigOption = None) -> None:
     """Print the effective settings, secrets masked."""
     settings = build_settings(config)
     typer.echo(json.dumps(settings.masked(), indent=2, default=str))
+
+
+@import_app.command("roads")
+def import_roads(
+    extract: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm.pbf)", exists=True, dir_okay=False)],
+    config: ConfigOption = None,
+) -> None:
+    """Build the driving graph from an OSM extract into the data dir; dispatch routes on it."""
+    from safecity.geo.cli import default_graph_path
+    from safecity.geo.cli import import_roads as build
+    from safecity.geo.errors import GeoError
+
+    settings = build_settings(config)
+    settings.ensure_data_dir()
+    try:
+        report = build(extract, default_graph_path(settings.data_dir))
+    except (GeoError, RuntimeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(report.summary())
 
 
 def main() -> None:

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535, description="API port")
     dc09_host: str = Field(default="127.0.0.1", description="DC-09 receiver bind address")
     dc09_port: int = Field(default=12128, ge=0, le=65535, description="DC-09 receiver port (TCP and UDP)")
+    osmand_host: str = Field(default="127.0.0.1", description="OsmAnd/Traccar Client HTTP receiver bind address")
+    osmand_port: int = Field(default=5055, ge=0, le=65535, description="OsmAnd/Traccar Client HTTP receiver port")
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker for unit positions, mqtt://[user:pass@]host:1883; unset = MQTT receiver off",
+    )
+    mqtt_client_id: str = Field(
+        default="safecity-positions",
+        description="fixed MQTT client id: the broker keeps the persistent session's unacked messages",
+    )
     jwt_secret: SecretStr | None = Field(
         default=None, description="HMAC key for access tokens; default: generated once into data_dir"
     )

@@ -99,8 +99,9 @@ def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(env: dict[str, str]) -> None:
-    http_port, dc09_port = free_port(), free_port()
-    serve_env = env | {"SAFECITY_HTTP_PORT": str(http_port), "SAFECITY_DC09_PORT": str(dc09_port)}
+    http_port, dc09_port, osmand_port = free_port(), free_port(), free_port()
+    serve_env = env | {"SAFECITY_HTTP_PORT": str(http_port), "SAFECITY_DC09_PORT": str(dc09_port),
+                       "SAFECITY_OSMAND_PORT": str(osmand_port)}
     process = subprocess.Popen([sys.executable, "-m", "safecity", "serve"], env=serve_env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -133,3 +134,14 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(env: dict[str, str]) -> None
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_import_roads_builds_the_graph_from_an_extract(env: dict[str, str]) -> None:
+    from safecity.geo.roads import demo_extract_path
+
+    done = run(["import", "roads", str(demo_extract_path())], env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (Path(env["SAFECITY_DATA_DIR"]) / "roads.graph.npz").is_file()
+    bad = run(["import", "roads", "/etc/hostname"], env)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr

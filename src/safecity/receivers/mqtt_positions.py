@@ -342,13 +342,13 @@ class _Disabled:
 
 async def start_receiver(services: Services) -> MqttPositionReceiver | _Disabled:
     settings = services.settings
-    url: str | None = getattr(settings, "mqtt_url", None)
+    url: str | None = settings.mqtt_url
     if not url:
         log.info("mqtt positions receiver disabled: no mqtt_url set")
         return _Disabled()
     receiver = MqttPositionReceiver(
         services.events, services.clock, url=url,
-        client_id=getattr(settings, "mqtt_client_id", DEFAULT_CLIENT_ID),
+        client_id=settings.mqtt_client_id,
     )
     await receiver.start()
     return receiver

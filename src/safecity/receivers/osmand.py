@@ -565,8 +565,8 @@ async def start_receiver(services: Services) -> OsmandServer:
     settings = services.settings
     server = OsmandServer(
         OsmandHandler(services.events, services.clock),
-        getattr(settings, "osmand_host", "127.0.0.1"),
-        getattr(settings, "osmand_port", 5055),
+        settings.osmand_host,
+        settings.osmand_port,
     )
     await server.start()
     return server
