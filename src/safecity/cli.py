@@ -19,6 +19,8 @@ from pydantic import ValidationError
 
 from safecity.config import Settings
 from safecity.logs import configure_logging
+from safecity.simulate.cli import simulate_app
+from safecity.web.cli import web_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="safecity public-safety platform")
 db_app = typer.Typer(no_args_is_help=True, help="database schema")
@@ -31,6 +33,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(import_app, name="import")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(web_app, name="web")
 
 if TYPE_CHECKING:
     from safecity.services import Services
@@ -64,7 +68,6 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(settings: Settings, role: str) -> None:
-    from safecity.api.app import create_app
     from safecity.receivers import RunningReceiver, discover
     from safecity.services import open_services
 
@@ -91,6 +94,11 @@ async def _serve(settings: Settings, role: str) -> None:
                     receivers.append(await spec.start(services))
                     log.info("receiver started name=%s transports=%s", spec.name, ",".join(spec.transports))
             if role in ("all", "api"):
+                from safecity.api.app import create_app
+                from safecity.web.cli import prepare_basemap
+
+                await asyncio.to_thread(prepare_basemap, settings.data_dir)
+
                 config = uvicorn.Config(
                     create_app(services),
                     host=settings.http_host,

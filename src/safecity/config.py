@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default="safecity-positions",
         description="fixed MQTT client id: the broker keeps the persistent session's unacked messages",
     )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="external raster tiles ({z}/{x}/{y}) under the map; unset = no request leaves the platform",
+    )
     jwt_secret: SecretStr | None = Field(
         default=None, description="HMAC key for access tokens; default: generated once into data_dir"
     )

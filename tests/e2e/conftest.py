@@ -28,8 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--disable-component-update",
     "--no-first-run",
-    "--enable-unsafe-swiftshader",  # WebGL in software: MapLibre needs it, there is no GPU here
-    "--use-angle=swiftshader",
 ]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

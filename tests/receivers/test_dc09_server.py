@@ -205,3 +205,24 @@ async def test_ack_latency_is_measured_from_frame_arrival(receiver: Receiver) ->
     [latency] = receiver.server.handler.stats.ack_latencies
     assert 0 < latency < 5
     writer.close()
+
+
+async def test_every_link_test_is_a_new_sign_of_life(receiver: Receiver) -> None:
+    reader, writer = await receiver.tcp()
+    for seconds in (0, 1, 2):  # panels that send every NULL with sequence 0000 and the same content
+        writer.write(encode_frame("NULL", sequence=0, account="1234", line="1",
+                                  timestamp=now() - timedelta(seconds=10 - seconds)))
+        assert (await reply(reader)).protocol_id == "ACK"
+    assert len(await receiver.log.recent("alarm.link_test_received")) == 3
+    writer.close()
+
+
+async def test_resend_over_a_backup_line_is_one_event(receiver: Receiver) -> None:
+    reader, writer = await receiver.tcp()
+    stamp = now()
+    for line in ("1", "2"):
+        writer.write(encode_frame("SIA-DCS", sequence=33, account="1234", data="#1234|Nri1/PA015", line=line,
+                                  receiver="1", timestamp=stamp))
+        assert (await reply(reader)).protocol_id == "ACK"
+    assert len(await receiver.log.recent("alarm.signal_received")) == 1
+    writer.close()

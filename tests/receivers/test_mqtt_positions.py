@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from safecity.bus import Appended, EventLogUnavailable
 from safecity.bus.sqlite import SqliteEventLog
+from safecity.config import Settings
 from safecity.dispatch.events import PositionReported
 from safecity.events import Event
 from safecity.receivers.mqtt_positions import (
@@ -322,7 +323,7 @@ async def test_broker_down_is_retried_without_crashing(setup: Setup) -> None:
 
 
 async def test_receiver_is_disabled_without_an_mqtt_url(setup: Setup) -> None:
-    services = SimpleNamespace(settings=SimpleNamespace(), events=setup.log, clock=lambda: NOW)
+    services = SimpleNamespace(settings=Settings(mqtt_url=None), events=setup.log, clock=lambda: NOW)
     running = await start_receiver(services)  # type: ignore[arg-type]
     assert not isinstance(running, MqttPositionReceiver)
     await running.stop()

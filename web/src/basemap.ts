@@ -87,8 +87,19 @@ function road(id: string, classes: string[], color: string, width: number, dashe
 
 export function baseLayers(config: MapConfig): LayerSpecification[] {
   const layers: LayerSpecification[] = [{ id: 'background', type: 'background', paint: { 'background-color': C.land } }];
-  if (config.tile_url) layers.push({ id: 'external', type: 'raster', source: 'external', paint: { 'raster-opacity': 0.9 } });
+  if (config.tile_url) {
+    // an external map draws the ground itself: of our own tiles only district lines and street names stay on top
+    layers.push({ id: 'external', type: 'raster', source: 'external', paint: { 'raster-opacity': 0.9 } });
+    return config.basemap_url ? [...layers, ...ownLayers().filter((l) => OVER_EXTERNAL.has(l.id))] : layers;
+  }
   if (!config.basemap_url) return layers;
+  return [...layers, ...ownLayers()];
+}
+
+const OVER_EXTERNAL = new Set(['boundary', 'road-label']);
+
+function ownLayers(): LayerSpecification[] {
+  const layers: LayerSpecification[] = [];
   const v = { source: 'basemap' } as const;
   layers.push(
     { id: 'landcover', type: 'fill', ...v, 'source-layer': 'landcover',

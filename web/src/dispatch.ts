@@ -29,6 +29,7 @@ export class DispatchPanels {
   private arrival = new Map<string, number>();
   private openId: string | null = null;
   private pending: number | undefined;
+  private unitsTimer: number | undefined;
 
   constructor(
     private readonly incidentList: HTMLElement,
@@ -87,7 +88,7 @@ export class DispatchPanels {
       if (typeof p.heading_deg === 'number') this.heading.set(unitId, p.heading_deg);
       if (unit) {
         Object.assign(unit, { last_lat: p.lat, last_lon: p.lon, last_position_at: p.recorded_at, stale: false });
-        this.renderUnitsOnMap();
+        this.scheduleUnits();
         return;
       }
     }
@@ -128,6 +129,15 @@ export class DispatchPanels {
     setOverlayData(this.map, 'incidents', this.incidents.map((i) =>
       point(i.lon, i.lat, { id: i.id, priority: i.priority, status: i.status, type: words(i.type) })));
     this.renderUnitsOnMap();
+  }
+
+  /** Thousands of units report every few seconds: redraw them at most twice a second, not per fix. */
+  private scheduleUnits(): void {
+    if (this.unitsTimer !== undefined) return;
+    this.unitsTimer = window.setTimeout(() => {
+      this.unitsTimer = undefined;
+      this.renderUnitsOnMap();
+    }, 500);
   }
 
   private renderUnitsOnMap(): void {

@@ -19,7 +19,8 @@ def open_event_log(url: str, **options: object) -> EventLog:
     if url.startswith("sqlite:///"):
         from safecity.bus.sqlite import SqliteEventLog
 
-        return SqliteEventLog.from_url(url)
+        window = options.get("duplicate_window_s")
+        return SqliteEventLog.from_url(url, dedup_window_s=float(window) if isinstance(window, int | float) else 7200.0)
     if url.startswith(("nats://", "tls://")):
         from safecity.bus.nats import NatsEventLog
 

@@ -40,12 +40,13 @@ CREATE TABLE IF NOT EXISTS events (
     "offset"    INTEGER PRIMARY KEY AUTOINCREMENT,
     kind        TEXT NOT NULL,
     family      TEXT NOT NULL,
-    dedup_key   TEXT NOT NULL UNIQUE,  -- the event's dedup key, or its id when it has none
+    dedup_key   TEXT NOT NULL,  -- the event's dedup key, or its id; a duplicate only within the window
     event_id    TEXT NOT NULL,
     received_at REAL NOT NULL,
     body        BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_family ON events (family, "offset");
+CREATE INDEX IF NOT EXISTS events_dedup ON events (dedup_key, received_at);
 CREATE TABLE IF NOT EXISTS consumers (
     name   TEXT NOT NULL,
     family TEXT NOT NULL,
@@ -86,8 +87,11 @@ class _ConsumerState:
 class SqliteEventLog:
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000, dedup_window_s: float = 7200.0) -> None:
         self.path = path
+        # like JetStream's duplicate window: a key repeats as a duplicate only this long, so keys
+        # that legitimately come back much later (a wrapped panel sequence) are new events
+        self.dedup_window_s = dedup_window_s
         self._busy_timeout_ms = busy_timeout_ms
         self._queue: asyncio.Queue[_AppendOp | None] = asyncio.Queue()
         self._commits: dict[tuple[str, str], int] = {}
@@ -103,8 +107,8 @@ class SqliteEventLog:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteEventLog:
-        return cls(path_from_url(url))
+    def from_url(cls, url: str, *, dedup_window_s: float = 7200.0) -> SqliteEventLog:
+        return cls(path_from_url(url), dedup_window_s=dedup_window_s)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -207,6 +211,7 @@ class SqliteEventLog:
         conn = self._wconn
         assert conn is not None
         keyed = [(event.dedup_key or event.id, event) for op in ops for event in op.events]
+        window_start = time.time() - self.dedup_window_s
         conn.execute("BEGIN IMMEDIATE")
         try:
             known: dict[str, tuple[int, str]] = {}
@@ -214,10 +219,11 @@ class SqliteEventLog:
                 chunk = [key for key, _ in keyed[chunk_start : chunk_start + 500]]
                 marks = ",".join("?" * len(chunk))
                 for offset, key, event_id in conn.execute(
-                    f'SELECT "offset", dedup_key, event_id FROM events WHERE dedup_key IN ({marks})',  # noqa: S608
-                    chunk,
+                    f'SELECT "offset", dedup_key, event_id FROM events WHERE dedup_key IN ({marks}) '  # noqa: S608
+                    "AND received_at >= ? ORDER BY \"offset\"",
+                    [*chunk, window_start],
                 ):
-                    known[key] = (offset, event_id)
+                    known.setdefault(key, (offset, event_id))
             (seq,) = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
             rows = []
             placed: list[Appended] = []

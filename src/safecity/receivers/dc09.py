@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from safecity.receivers.dc09_codec import (
     Dc09Account,
     Dc09Decoder,
     Dc09Message,
+    Decision,
     FrameFailure,
     FrameResult,
     Reply,
@@ -150,25 +152,47 @@ class Dc09Handler:
         self.stats = Dc09Stats()
 
     async def handle(self, result: FrameResult, *, transport: str, peer: str | None) -> bytes:
-        """The reply bytes for one frame (empty: send nothing), after the events are durable."""
-        self.stats.frames += 1
+        """The reply bytes for one frame (empty: send nothing), after its events are durable."""
+        return (await self.handle_batch([result], transport=transport, peer=peer))[0]
+
+    async def handle_batch(self, results: list[FrameResult], *, transport: str, peer: str | None) -> list[bytes]:
+        """Replies for frames that arrived together, in order, after ONE append of all their events.
+
+        A communicator line that carries many panels sends frames back to back; appending them in
+        one call lets the log's group commit store them with one fsync instead of one each.
+        """
         now = self.clock()
-        if not isinstance(result, FrameFailure):
-            await self.directory.ensure(result.account_id)
-        decision = assess(result, now=now, accounts=self.directory.lookup, window=self.window)
+        decided: list[tuple[FrameResult, Decision, list[Event]]] = []
+        batch: list[Event] = []
+        for result in results:
+            self.stats.frames += 1
+            if not isinstance(result, FrameFailure):
+                await self.directory.ensure(result.account_id)
+            decision = assess(result, now=now, accounts=self.directory.lookup, window=self.window)
+            events: list[Event] = []
+            if decision.reply is Reply.ACK:
+                assert decision.message is not None
+                events = events_of(decision.message, transport=transport, peer=peer, received_at=now)
+                batch.extend(events)
+            decided.append((result, decision, events))
+        stored = True
+        if batch:
+            try:
+                await self.events.append(batch)
+            except Exception:
+                # nothing durable, so no ACK: the panels re-send and we try again
+                stored = False
+                self.stats.append_failures += 1
+                log.exception("dc09 append failed frames=%d peer=%s", len(results), peer)
+        return [self._reply(result, decision, stored, peer) for result, decision, _ in decided]
+
+    def _reply(self, result: FrameResult, decision: Decision, stored: bool, peer: str | None) -> bytes:
         key: bytes | None = None
         if decision.reply is Reply.ACK:
-            message = decision.message
-            assert message is not None
-            try:
-                events = events_of(message, transport=transport, peer=peer, received_at=now)
-                await self.events.append(events)
-            except Exception:
-                # nothing durable, so no ACK: the panel re-sends and we try again
-                self.stats.append_failures += 1
-                log.exception("dc09 append failed account=%s seq=%04d", message.account_id, message.sequence)
+            if not stored:
                 return b""
-            account = self.directory.lookup(message.account_id or "")
+            assert decision.message is not None
+            account = self.directory.lookup(decision.message.account_id or "")
             key = account.key if account is not None else None
             self.stats.acks += 1
         elif decision.reply is Reply.NAK:
@@ -183,6 +207,9 @@ class Dc09Handler:
         return encode_reply(decision.reply, result, now=self.clock(), key=key)
 
 
+MAX_FRAMES_PER_APPEND = 200
+
+
 class _TcpConnection(asyncio.Protocol):
     """One panel connection. Frames are handled strictly in order; replies go out in order."""
 
@@ -192,14 +219,14 @@ class _TcpConnection(asyncio.Protocol):
         self._queue: asyncio.Queue[tuple[FrameResult, float] | None] = asyncio.Queue()
         self._transport: asyncio.Transport | None = None
         self._peer: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None
         self._idle_timeout_s = idle_timeout_s
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         peer = self._transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else None
-        self._task = asyncio.get_running_loop().create_task(self._work())
+        self.task = asyncio.get_running_loop().create_task(self._work())
 
     def data_received(self, data: bytes) -> None:
         self._decoder.feed(data)
@@ -216,27 +243,44 @@ class _TcpConnection(asyncio.Protocol):
         self._transport = None
 
     async def _work(self) -> None:
+        closing = False
         try:
-            while True:
+            while not closing:
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), self._idle_timeout_s)
+                    async with asyncio.timeout(self._idle_timeout_s):
+                        item = await self._queue.get()
                 except TimeoutError:
                     break
                 if item is None:
                     break
-                result, arrived = item
+                items = [item]
+                while len(items) < MAX_FRAMES_PER_APPEND and not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        closing = True  # answer what arrived before the panel hung up, then stop
+                        break
+                    items.append(more)
                 try:
-                    reply = await self._handler.handle(result, transport="tcp", peer=self._peer)
+                    replies = await self._handler.handle_batch(
+                        [result for result, _ in items], transport="tcp", peer=self._peer
+                    )
                 except Exception:
                     log.exception("dc09 frame handling failed peer=%s", self._peer)
                     continue
-                if reply and self._transport is not None and not self._transport.is_closing():
-                    self._transport.write(reply)
-                    if b'ACK"' in reply[:16]:
-                        self._handler.stats.ack_latencies.append(time.perf_counter() - arrived)
+                for reply, (_, arrived) in zip(replies, items, strict=True):
+                    if reply and self._transport is not None and not self._transport.is_closing():
+                        self._transport.write(reply)
+                        if b'ACK"' in reply[:16]:
+                            self._handler.stats.ack_latencies.append(time.perf_counter() - arrived)
         finally:
             if self._transport is not None:
                 self._transport.close()
+
+    def abort(self) -> None:
+        """Server shutdown: stop reading and let the worker finish with what is queued."""
+        if self._transport is not None:
+            self._transport.close()
+        self._queue.put_nowait(None)
 
 
 class _UdpEndpoint(asyncio.DatagramProtocol):
@@ -279,13 +323,12 @@ class Dc09Server:
         self._udp: asyncio.DatagramTransport | None = None
         self._reloader: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._connections: weakref.WeakSet[_TcpConnection] = weakref.WeakSet()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.handler.directory.reload(force=True)
-        self._tcp = await loop.create_server(
-            lambda: _TcpConnection(self.handler, self._idle_timeout_s), self.host, self.port, reuse_address=True
-        )
+        self._tcp = await loop.create_server(self._connection, self.host, self.port, reuse_address=True)
         self.port = self._tcp.sockets[0].getsockname()[1]
         self._udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpEndpoint(self.handler), local_addr=(self.host, self.port)
@@ -294,6 +337,11 @@ class Dc09Server:
         self._watcher = loop.create_task(self._watch_account_changes())
         log.info("dc09 receiver listening host=%s port=%d accounts=%d", self.host, self.port,
                  len(self.handler.directory))
+
+    def _connection(self) -> _TcpConnection:
+        connection = _TcpConnection(self.handler, self._idle_timeout_s)
+        self._connections.add(connection)
+        return connection
 
     async def _reload_periodically(self, every_s: float = 30.0) -> None:
         while True:
@@ -327,6 +375,13 @@ class Dc09Server:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            workers = []
+            for connection in list(self._connections):
+                connection.abort()
+                if connection.task is not None:
+                    workers.append(connection.task)
+            if workers:
+                await asyncio.wait(workers, timeout=5)
             await self._tcp.wait_closed()
 
 

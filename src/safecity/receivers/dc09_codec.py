@@ -400,13 +400,19 @@ def next_sequence(sequence: int) -> int:
 
 
 def dedup_key(message: Dc09Message) -> str:
-    """Same key for a retransmission of the same event, a different one once the sequence wraps.
+    """Same key for a retransmission of the same event, a different one for the next event.
 
-    The timestamp and pad are left out of the hash: a panel re-sending after a lost ACK may restamp.
+    The timestamp and pad are left out of an event's hash: a panel re-sending after a lost ACK may
+    restamp. Receiver and line are left out too, so a re-send over a backup path is still one event
+    (account numbers are unique across the centre). Link tests (NULL) carry no content and many
+    panels send them all with sequence 0000, so their timestamp is part of the key: each link test is
+    a new sign of life. The log keeps keys for a window (hours), so a wrapped sequence repeating old
+    content days later is a new event.
     """
     if message.data is None:
         raise ContentError("dedup key needs the opened content")
-    content = "\x1f".join((message.protocol_id, message.data, message.extended.to_text()))
-    digest = hashlib.sha256(content.encode("latin-1")).hexdigest()
-    origin = f"{message.account_id or '-'}/{message.receiver or '-'}/{message.line}"
-    return f"{origin}/{message.sequence:04d}/{digest}"
+    parts = [message.protocol_id, message.data, message.extended.to_text()]
+    if message.protocol_id == "NULL":
+        parts.append(message.timestamp_text or "")
+    digest = hashlib.sha256("\x1f".join(parts).encode("latin-1")).hexdigest()
+    return f"{message.account_id or '-'}/{message.sequence:04d}/{digest}"

@@ -34,6 +34,7 @@ from safecity.receivers.dc09_codec import (
     dedup_key,
     encode_frame,
     format_sia_data,
+    format_timestamp,
     next_sequence,
 )
 
@@ -595,8 +596,14 @@ class PanelSimulator:
                                     account.number, body="", raw=b"", data=data))
 
         def frame() -> bytes:
+            nonlocal key
+            stamp = self.clock()
+            if protocol_id == "NULL":  # a link test's key includes its timestamp: each one is a sign of life
+                key = dedup_key(Dc09Message(protocol_id, account.key is not None, sequence, self.receiver, self.line,
+                                            account.number, body="", raw=b"", data=data,
+                                            timestamp_text=format_timestamp(stamp)))
             return encode_frame(protocol_id, sequence=sequence, account=account.number, data=data, line=self.line,
-                                receiver=self.receiver, timestamp=self.clock(), key=account.key)
+                                receiver=self.receiver, timestamp=stamp, key=account.key)
 
         attempts = failures = 0
         first_sent = loop.time()

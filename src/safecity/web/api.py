@@ -57,7 +57,7 @@ class MapConfig(BaseModel):
 
 def external_tile_url(settings: Settings) -> str | None:
     """The optional external tile source; unset keeps every request on the platform."""
-    url = getattr(settings, "map_tile_url", None)
+    url = settings.map_tile_url
     return str(url) if url else None
 
 
