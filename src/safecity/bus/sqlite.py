@@ -35,6 +35,7 @@ from safecity.events import Event
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SCHEMA_VERSION = 2  # the file format of the log; a file of another format is refused, never guessed at
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     "offset"    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,10 +44,11 @@ CREATE TABLE IF NOT EXISTS events (
     dedup_key   TEXT NOT NULL,  -- the event's dedup key, or its id; a duplicate only within the window
     event_id    TEXT NOT NULL,
     received_at REAL NOT NULL,
+    appended_at REAL NOT NULL,  -- the log's own clock: the dedup window is measured on it
     body        BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_family ON events (family, "offset");
-CREATE INDEX IF NOT EXISTS events_dedup ON events (dedup_key, received_at);
+CREATE INDEX IF NOT EXISTS events_dedup ON events (dedup_key, appended_at);
 CREATE TABLE IF NOT EXISTS consumers (
     name   TEXT NOT NULL,
     family TEXT NOT NULL,
@@ -87,8 +89,16 @@ class _ConsumerState:
 class SqliteEventLog:
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000, dedup_window_s: float = 7200.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = 10_000,
+        dedup_window_s: float = 7200.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
+        self._wall_clock = wall_clock
         # like JetStream's duplicate window: a key repeats as a duplicate only this long, so keys
         # that legitimately come back much later (a wrapped panel sequence) are new events
         self.dedup_window_s = dedup_window_s
@@ -124,7 +134,15 @@ class SqliteEventLog:
 
         def open_writer() -> sqlite3.Connection:
             conn = self._connect()
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
+            if exists and version != SCHEMA_VERSION:
+                conn.close()
+                raise EventLogError(
+                    f"{self.path} has event log format {version}, this version reads {SCHEMA_VERSION}"
+                )
             conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return conn
 
         self._wconn = await loop.run_in_executor(self._writer_pool, open_writer)
@@ -211,7 +229,8 @@ class SqliteEventLog:
         conn = self._wconn
         assert conn is not None
         keyed = [(event.dedup_key or event.id, event) for op in ops for event in op.events]
-        window_start = time.time() - self.dedup_window_s
+        appended_at = self._wall_clock()
+        window_start = appended_at - self.dedup_window_s
         conn.execute("BEGIN IMMEDIATE")
         try:
             known: dict[str, tuple[int, str]] = {}
@@ -220,7 +239,7 @@ class SqliteEventLog:
                 marks = ",".join("?" * len(chunk))
                 for offset, key, event_id in conn.execute(
                     f'SELECT "offset", dedup_key, event_id FROM events WHERE dedup_key IN ({marks}) '  # noqa: S608
-                    "AND received_at >= ? ORDER BY \"offset\"",
+                    "AND appended_at >= ? ORDER BY \"offset\"",
                     [*chunk, window_start],
                 ):
                     known.setdefault(key, (offset, event_id))
@@ -235,11 +254,11 @@ class SqliteEventLog:
                 seq += 1
                 known[key] = (seq, event.id)
                 received = event.received_at.timestamp()
-                rows.append((seq, event.kind, event.family, key, event.id, received, event.to_json()))
+                rows.append((seq, event.kind, event.family, key, event.id, received, appended_at, event.to_json()))
                 placed.append(Appended(event.id, seq, duplicate=False))
             conn.executemany(
-                'INSERT INTO events ("offset", kind, family, dedup_key, event_id, received_at, body) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                'INSERT INTO events ("offset", kind, family, dedup_key, event_id, received_at, appended_at, body) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             for (name, family), acked in commits.items():
