@@ -33,6 +33,7 @@ from safecity.alarms.logic import AlarmStatus, Episode, Resolution, Signal, Sign
 from safecity.alarms.model import AlarmAccountRow, AlarmActionRow, AlarmRow, AlarmSignalRow
 from safecity.alarms.taxonomy import AlarmCategory, Priority
 from safecity.bus import Delivery, EventLog
+from safecity.bus.worker import consume
 from safecity.events import Event, Location, new_event_id
 from safecity.security.audit import AuditLog
 from safecity.store.engine import Database
@@ -201,13 +202,7 @@ class AlarmService:
         consumer = await self.events.consumer(consumer_name, "alarm")
         supervision = asyncio.create_task(self.run_supervision(stop))
         try:
-            while not stop.is_set():
-                deliveries = await consumer.fetch(500, timeout=0.5)
-                if not deliveries:
-                    continue
-                await self.process(deliveries)
-                for delivery in deliveries:
-                    await consumer.ack(delivery)
+            await consume(consumer, self.process, stop)
         finally:
             supervision.cancel()
             await consumer.close()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from safecity.alarms.events import IncidentRequested
 from safecity.bus import Consumer, Delivery, EventLog
+from safecity.bus.worker import consume
 from safecity.dispatch import logic, statistics
 from safecity.dispatch.catalogue import DEFAULT_CATALOGUE, UNIT_KINDS, Catalogue
 from safecity.dispatch.events import UnitAssigned, UnitStatusChanged
@@ -371,32 +372,7 @@ class DispatchService:
     async def _consume(
         consumer: Consumer, handle: Callable[[Sequence[Delivery]], Any], stop: asyncio.Event
     ) -> None:
-        """Apply batches; a failing batch is retried event by event, so one bad event cannot hold the rest.
-
-        An event that still fails is left unacked (redelivered after ack_wait: the store may be down)
-        until its `MAX_ATTEMPTS`-th delivery, then logged and dropped.
-        """
-        while not stop.is_set():
-            deliveries = await consumer.fetch(500, timeout=0.5)
-            if not deliveries:
-                continue
-            try:
-                await handle(deliveries)
-                done = list(deliveries)
-            except Exception:
-                log.warning("dispatch batch failed, retrying one by one consumer=%s", consumer.name)
-                done = []
-                for delivery in deliveries:
-                    try:
-                        await handle([delivery])
-                    except Exception:
-                        if delivery.attempt < MAX_ATTEMPTS:
-                            continue
-                        log.exception("dropping event after %d attempts consumer=%s event=%s kind=%s",
-                                      delivery.attempt, consumer.name, delivery.event.id, delivery.event.kind)
-                    done.append(delivery)
-            for delivery in done:
-                await consumer.ack(delivery)
+        await consume(consumer, handle, stop, max_attempts=MAX_ATTEMPTS)
 
     async def process_requests(self, deliveries: Sequence[Delivery]) -> list[IncidentRow]:
         """Incidents from `incident.requested`; returns those created by this batch."""
