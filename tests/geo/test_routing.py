@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from safecity.geo import routing
 from safecity.geo.coords import LocalProjection, destination, haversine_m
 from safecity.geo.errors import NoRouteError
 from safecity.geo.graph import RoadGraph
@@ -117,6 +119,46 @@ def test_one_search_serves_a_thousand_units(helsinki: RoadGraph) -> None:
     assert all(everyone[key] == pytest.approx(value) for key, value in best.items())
     near = travel_times_to(helsinki, incident, units, cutoff_s=60.0)
     assert near == pytest.approx({key: value for key, value in everyone.items() if value <= 60.0})
+
+
+def test_top_k_is_exact_however_low_the_first_limit(helsinki: RoadGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    units = dict(enumerate(_random_snaps(helsinki, 300, seed=4)))
+    incidents = _random_snaps(helsinki, 5, seed=5)
+    monkeypatch.setattr(routing, "FIRST_LIMIT_FACTOR", 0.0)
+    monkeypatch.setattr(routing, "FIRST_LIMIT_S", 0.01)  # many doublings before k units are within the limit
+    for incident in incidents:
+        everyone = travel_times_to(helsinki, incident, units)
+        best = travel_times_to(helsinki, incident, units, k=7)
+        assert list(best.values()) == sorted(everyone.values())[:7]
+        assert all(everyone[key] == value for key, value in best.items())
+
+
+def test_top_k_is_exact_when_the_first_limit_overshoots(helsinki: RoadGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    units = dict(enumerate(_random_snaps(helsinki, 300, seed=6)))
+    incident = _random_snaps(helsinki, 1, seed=7)[0]
+    everyone = travel_times_to(helsinki, incident, units)
+    monkeypatch.setattr(routing, "FIRST_LIMIT_S", 1e9)
+    best = travel_times_to(helsinki, incident, units, k=3)
+    assert list(best.values()) == sorted(everyone.values())[:3]
+
+
+def test_a_unit_exactly_at_the_cutoff_is_kept(helsinki: RoadGraph) -> None:
+    units = dict(enumerate(_random_snaps(helsinki, 50, seed=8)))
+    incident = _random_snaps(helsinki, 1, seed=9)[0]
+    everyone = travel_times_to(helsinki, incident, units)
+    middle = sorted(everyone.values())[25]
+    near = travel_times_to(helsinki, incident, units, cutoff_s=middle)
+    assert near == {key: value for key, value in everyone.items() if value <= middle}
+    assert middle in near.values()
+
+
+def test_concurrent_searches_do_not_mix_their_targets(helsinki: RoadGraph) -> None:
+    units = dict(enumerate(_random_snaps(helsinki, 200, seed=12)))
+    incidents = _random_snaps(helsinki, 40, seed=13)
+    alone = [travel_times_to(helsinki, incident, units, k=5) for incident in incidents]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(lambda incident: travel_times_to(helsinki, incident, units, k=5), incidents))
+    assert together == alone
 
 
 def test_empty_or_zero_requests_answer_nothing(helsinki: RoadGraph) -> None:

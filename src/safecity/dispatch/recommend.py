@@ -54,6 +54,16 @@ def eligible(candidate: Candidate) -> bool:
     return candidate.on_shift and candidate.status in ASSIGNABLE and candidate.eta_s is not None
 
 
+def tier(candidate: Candidate, required: frozenset[str]) -> tuple[bool, bool, bool]:
+    """The part of the rank that does not depend on travel time (see `_rank_key`): the service
+    searches the road graph tier by tier and stops once it has k units, instead of timing every unit."""
+    return (
+        bool(required - candidate.capabilities),
+        candidate.stale,
+        candidate.position_source is not PositionSource.GPS,
+    )
+
+
 def _rank_key(candidate: Candidate, required: frozenset[str]) -> tuple[bool, bool, bool, float, str]:
     # 1. units that bring every required capability before those that lack some (still shown:
     #    the dispatcher may send the nearest crew while the specialist is on the way);
@@ -61,13 +71,7 @@ def _rank_key(candidate: Candidate, required: frozenset[str]) -> tuple[bool, boo
     # 3. a unit with a GPS fix before one placed at its home station;
     # 4. the shortest travel time; the unit id makes the order total.
     assert candidate.eta_s is not None
-    return (
-        bool(required - candidate.capabilities),
-        candidate.stale,
-        candidate.position_source is not PositionSource.GPS,
-        candidate.eta_s,
-        candidate.unit_id,
-    )
+    return (*tier(candidate, required), candidate.eta_s, candidate.unit_id)
 
 
 def rank_units(candidates: Iterable[Candidate], required: frozenset[str], k: int) -> list[Recommendation]:

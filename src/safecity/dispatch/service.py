@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,15 @@ from safecity.dispatch.logic import (
     UnitUnavailable,
 )
 from safecity.dispatch.model import AssignmentRow, IncidentRow, IncidentTimelineRow, UnitRow
-from safecity.dispatch.recommend import Candidate, PositionSource, Recommendation, auto_assignee, is_stale, rank_units
+from safecity.dispatch.recommend import (
+    Candidate,
+    PositionSource,
+    Recommendation,
+    auto_assignee,
+    is_stale,
+    rank_units,
+    tier,
+)
 from safecity.dispatch.rows import (
     add_timeline,
     apply_assignment,
@@ -56,9 +64,18 @@ from safecity.dispatch.rows import (
     unit_row,
 )
 from safecity.dispatch.tracking import Tracking
-from safecity.dispatch.travel import CoverageMap, GraphProvider, SnapCache, coverage_map, road_etas, route_features
+from safecity.dispatch.travel import (
+    CoverageMap,
+    Etas,
+    GraphProvider,
+    SnapCache,
+    coverage_map,
+    road_etas,
+    route_features,
+)
 from safecity.dispatch.units import UnitDesk
 from safecity.events import Event, Location, Payload, new_event_id
+from safecity.geo.graph import RoadGraph
 from safecity.security.audit import AuditLog
 from safecity.store.engine import Database
 
@@ -252,17 +269,51 @@ class DispatchService:
         required = self.catalogue.get(incident.type).required(IncidentPriority(incident.priority))
         graph = await self.graph_provider()
         positions, placed = self._positions(units, now)
-        etas = await asyncio.to_thread(road_etas, graph, self.snaps, incident.lat, incident.lon, positions)
-        candidates = [
+        want = self.recommend_k if k is None else k
+        unplaced = [
             Candidate(u.id, u.kind, logic.UnitStatus(u.status), u.on_shift, frozenset(u.capabilities),
-                      etas.seconds.get(u.id), stale=placed[u.id][1], position_source=placed[u.id][0])
+                      None, stale=placed[u.id][1], position_source=placed[u.id][0])
             for u in units if u.id in placed
         ]
-        ranked = rank_units(candidates, required, self.recommend_k if k is None else k)
+        etas = await asyncio.to_thread(self._tiered_etas, graph, incident.lat, incident.lon, positions,
+                                       unplaced, required, want)
+        candidates = [replace(c, eta_s=etas.seconds.get(c.unit_id)) for c in unplaced]
+        ranked = rank_units(candidates, required, want)
         features = {}
         if routes and ranked:
             features = await asyncio.to_thread(route_features, graph, etas, [r.unit_id for r in ranked])
         return [UnitRecommendation(r, features.get(r.unit_id)) for r in ranked]
+
+    def _tiered_etas(
+        self,
+        graph: RoadGraph,
+        lat: float,
+        lon: float,
+        positions: Mapping[str, tuple[float, float]],
+        candidates: Sequence[Candidate],
+        required: frozenset[str],
+        k: int,
+    ) -> Etas:
+        """Road times for just enough units: tier by tier in rank order (qualified, fresh, GPS first),
+        each tier's k nearest by one bounded search, until k units are found. The top k equal those
+        of timing every unit, at a fraction of the cost on a large city graph."""
+        tiers: dict[tuple[bool, bool, bool], dict[str, tuple[float, float]]] = {}
+        for candidate in candidates:
+            if candidate.on_shift and candidate.status in ASSIGNABLE:
+                tiers.setdefault(tier(candidate, required), {})[candidate.unit_id] = positions[candidate.unit_id]
+        merged: Etas | None = None
+        found = 0
+        for key in sorted(tiers):
+            etas = road_etas(graph, self.snaps, lat, lon, tiers[key], k=k - found)
+            if merged is None:
+                merged = etas
+            else:
+                merged.seconds.update(etas.seconds)
+                merged.sources.update(etas.sources)
+            found += len(etas.seconds)
+            if found >= k:
+                break
+        return merged if merged is not None else road_etas(graph, self.snaps, lat, lon, {})
 
     def _positions(
         self, units: Sequence[UnitRow], now: datetime

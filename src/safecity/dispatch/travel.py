@@ -98,6 +98,7 @@ def road_etas(
     positions: Mapping[str, tuple[float, float]],
     *,
     cutoff_s: float | None = None,
+    k: int | None = None,
 ) -> Etas:
     """Seconds by road from each unit's position to (lat, lon); units off the road network are left out."""
     target = snap(graph, lat, lon)
@@ -108,7 +109,7 @@ def road_etas(
         placed = cache.get(graph, unit_id, ulat, ulon)
         if placed.distance_m <= MAX_SNAP_M:
             sources[unit_id] = placed
-    seconds = travel_times_to(graph, target, sources, cutoff_s=cutoff_s)
+    seconds = travel_times_to(graph, target, sources, cutoff_s=cutoff_s, k=k)
     return Etas(target, seconds, sources)
 
 
