@@ -32,7 +32,7 @@ $(CHROMIUM):
 install: $(STAMP) $(WEB_BUILD) $(CHROMIUM)
 
 run: $(STAMP) $(WEB_BUILD)
-	SAFECITY_DATA_DIR=$${SAFECITY_DATA_DIR:-data} $(BIN)/safecity serve
+	SAFECITY_DATA_DIR=$${SAFECITY_DATA_DIR:-data} $(BIN)/safecity serve --demo
 
 test: $(STAMP) $(WEB_BUILD) $(CHROMIUM)
 	$(BIN)/python -m pytest -q

@@ -67,7 +67,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(settings: Settings, role: str) -> None:
+async def _serve(settings: Settings, role: str, demo: bool = False) -> None:
     from safecity.receivers import RunningReceiver, discover
     from safecity.services import open_services
 
@@ -77,6 +77,10 @@ async def _serve(settings: Settings, role: str) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     async with open_services(settings) as services:
+        if demo:  # the demo city (`make run`): roads, demo users, accounts, units; simulators below
+            from safecity.simulate import demo as demo_city
+
+            city = await demo_city.prepare(services)
         if role in ("all", "api"):
             await _first_administrator(services)
         receivers: list[RunningReceiver] = []
@@ -111,6 +115,8 @@ async def _serve(settings: Settings, role: str) -> None:
                 server = _Server(config)
                 server_task = asyncio.create_task(server.serve())
                 log.info("api listening url=http://%s:%d", settings.http_host, settings.http_port)
+            if demo and server is not None:
+                workers.append(asyncio.create_task(demo_city.run(services, city, receivers, server, stop), name="demo"))
             stop_task = asyncio.create_task(stop.wait())
             waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {stop_task}
             if server_task is not None:
@@ -149,12 +155,16 @@ async def _first_administrator(services: Services) -> None:
 def serve(
     config: ConfigOption = None,
     role: Annotated[str, typer.Option(help="all | receivers | workers | api")] = "all",
+    demo: Annotated[bool, typer.Option("--demo", help="the demo city: Helsinki roads, demo users, simulators")]
+    = False,
 ) -> None:
     """Run the platform in the foreground until SIGTERM."""
     if role not in ("all", "receivers", "workers", "api"):
         raise typer.BadParameter("role must be all, receivers, workers or api")
+    if demo and role != "all":
+        raise typer.BadParameter("--demo runs every role in one process: leave --role at all")
     settings = build_settings(config)
-    asyncio.run(_serve(settings, role))
+    asyncio.run(_serve(settings, role, demo))
 
 
 @db_app.command("upgrade")

@@ -19,7 +19,7 @@ from safecity.config import Settings
 from safecity.logs import configure_logging
 from safecity.simulate.panels import PanelSimulator, demo_accounts, provision
 
-simulate_app = typer.Typer(no_args_is_help=True, help="simulated devices: alarm panels")
+simulate_app = typer.Typer(no_args_is_help=True, help="simulated devices: alarm panels, units")
 SUMMARY_EVERY_S = 10.0
 
 
@@ -93,3 +93,68 @@ async def _report(simulator: PanelSimulator, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), SUMMARY_EVERY_S)
         if not stop.is_set():
             typer.echo(simulator.stats.summary())
+
+
+@simulate_app.command()
+def units(
+    count: Annotated[int, typer.Option("--count", min=1, help="how many rapid-response units")] = 20,
+    api: Annotated[str, typer.Option("--api", help="platform API base URL")] = "http://127.0.0.1:8080",
+    osmand: Annotated[str, typer.Option("--osmand", help="OsmAnd/Traccar receiver URL")] = "http://127.0.0.1:5055",
+    username: Annotated[str | None, typer.Option(help="a dispatcher's username: checks the fleet is registered")]
+    = None,
+    password: Annotated[str | None, typer.Option(help="that dispatcher's password")] = None,
+    fix_interval: Annotated[float, typer.Option("--fix-interval", min=0.1, help="seconds between fixes")] = 3.0,
+    on_scene: Annotated[float, typer.Option("--on-scene", min=0.0, help="seconds a crew stays on scene")] = 60.0,
+    duration: Annotated[float, typer.Option(min=0.0, help="seconds to run; 0: until Ctrl-C or SIGTERM")] = 0.0,
+    do_provision: Annotated[
+        bool, typer.Option("--provision/--no-provision", help="create the units and crew users in the database first")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="seed of the fleet (the same seed gives the same units)")] = 2024,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file", exists=True)] = None,
+) -> None:
+    """Drive units on the road graph (fixes over OsmAnd HTTP); crews answer their jobs through the API."""
+    from safecity.geo.cli import default_graph_path
+    from safecity.geo.graph import RoadGraph
+    from safecity.geo.roads import build_road_graph, demo_extract_path
+    from safecity.simulate.units import UnitSimulator, demo_units, provision_units
+
+    settings = Settings(config_file=config) if config else Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    fleet = demo_units(count, seed=seed)
+    path = default_graph_path(settings.data_dir)
+    graph = RoadGraph.load(path) if path.is_file() else build_road_graph(demo_extract_path())
+
+    async def run() -> None:
+        if do_provision:
+            from safecity.services import open_services
+
+            async with open_services(settings) as services:
+                created = await provision_units(services, fleet)
+            typer.echo(f"provisioned {created} new units of {len(fleet)} (crew logins: rrg-NN / crew-shift-NN-demo)")
+        if username and password:
+            await _check_fleet(api, username, password, [u.id for u in fleet])
+        simulator = UnitSimulator(graph, fleet, api_url=api, osmand_url=osmand, fix_interval_s=fix_interval,
+                                  on_scene_s=on_scene, seed=seed)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        await simulator.run(stop, duration if duration > 0 else None)
+        typer.echo(f"done: {simulator.stats.summary()}")
+
+    asyncio.run(run())
+
+
+async def _check_fleet(api: str, username: str, password: str, wanted: list[str]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=api, timeout=15) as client:
+        answer = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
+        answer.raise_for_status()
+        token = answer.json()["access_token"]
+        known = {u["id"] for u in (await client.get("/api/v1/units", headers={"Authorization": f"Bearer {token}"}
+                                                    )).json()}
+    missing = sorted(set(wanted) - known)
+    if missing:
+        typer.echo(f"warning: units not registered on the platform: {', '.join(missing)}", err=True)
