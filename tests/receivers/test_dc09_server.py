@@ -226,3 +226,19 @@ async def test_resend_over_a_backup_line_is_one_event(receiver: Receiver) -> Non
         assert (await reply(reader)).protocol_id == "ACK"
     assert len(await receiver.log.recent("alarm.signal_received")) == 1
     writer.close()
+
+
+async def test_unknown_accounts_cost_one_lookup_each_not_a_reload() -> None:
+    calls: list[list[str] | None] = []
+
+    async def load(numbers: list[str] | None = None) -> dict[str, Dc09Account]:
+        calls.append(numbers)
+        return {n: a for n, a in ACCOUNTS.items() if numbers is None or n in numbers}
+
+    directory = AccountDirectory(load, load)
+    await directory.reload()
+    for _ in range(50):  # a flood of frames for a made-up account
+        await directory.ensure("DEAD")
+    await directory.ensure("1234")  # known: no query
+    assert calls == [None, ["DEAD"]]
+    assert directory.lookup("DEAD") is None

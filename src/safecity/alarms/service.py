@@ -185,13 +185,14 @@ class AlarmService:
             )
             return list(rows)
 
-    async def account_keys(self) -> dict[str, AccountKey]:
-        """The receivers' directory: account number → AES key and clock offset."""
-        async with self.db.session() as session:
-            rows = await session.execute(
-                select(AlarmAccountRow.number, AlarmAccountRow.key_hex, AlarmAccountRow.clock_offset_s,
+    async def account_keys(self, numbers: list[str] | None = None) -> dict[str, AccountKey]:
+        """The receivers' directory: account number → AES key and clock offset (all, or just `numbers`)."""
+        query = select(AlarmAccountRow.number, AlarmAccountRow.key_hex, AlarmAccountRow.clock_offset_s,
                        AlarmAccountRow.link_test_interval_s)
-            )
+        if numbers is not None:
+            query = query.where(AlarmAccountRow.number.in_([n.upper() for n in numbers][:1000]))
+        async with self.db.session() as session:
+            rows = await session.execute(query)
             return {
                 number: AccountKey(number, bytes.fromhex(key) if key else None, offset, interval > 0)
                 for number, key, offset, interval in rows

@@ -50,34 +50,68 @@ _QUALIFIER_LETTER = {Qualifier.NEW: "E", Qualifier.RESTORE: "R", Qualifier.PREVI
 
 
 class AccountDirectory:
-    """Account number → key and clock offset, in memory; reloaded when an unknown account calls."""
+    """Account number → key and clock offset, in memory.
+
+    Loaded whole at start and, as a safety net, every few minutes; a changed account is re-read on
+    its own (`refresh`, driven by `alarm.account_changed`); an unknown number is looked up once and,
+    if it is unknown to the database too, remembered as unknown for a while, so a flood of frames
+    for made-up accounts costs one cheap query per number, never a full reload each.
+    """
 
     def __init__(
         self,
         load: Callable[[], Awaitable[dict[str, Dc09Account]]],
+        load_some: Callable[[list[str]], Awaitable[dict[str, Dc09Account]]] | None = None,
         *,
-        min_reload_s: float = 0.25,
+        unknown_ttl_s: float = 5.0,
+        max_unknown: int = 100_000,
     ) -> None:
         self._load = load
+        self._load_some = load_some
         self._accounts: dict[str, Dc09Account] = {}
-        self._loaded_at = float("-inf")
-        self._min_reload_s = min_reload_s
+        self._unknown: dict[str, float] = {}  # number -> monotonic time until which it stays unknown
+        self._unknown_ttl_s = unknown_ttl_s
+        self._max_unknown = max_unknown
         self._lock = asyncio.Lock()
 
     def lookup(self, number: str) -> Dc09Account | None:
         return self._accounts.get(number.upper())
 
-    async def reload(self, *, force: bool = False) -> None:
+    async def reload(self, *, force: bool = True) -> None:
         async with self._lock:
-            if not force and time.monotonic() - self._loaded_at < self._min_reload_s:
-                return
             self._accounts = await self._load()
-            self._loaded_at = time.monotonic()
+            self._unknown.clear()
+
+    async def refresh(self, numbers: list[str]) -> None:
+        """Re-read some accounts (created, changed or removed)."""
+        wanted = [n.upper() for n in numbers]
+        if self._load_some is not None:
+            found = await self._load_some(wanted)
+        else:
+            everything = await self._load()
+            found = {n: everything[n] for n in wanted if n in everything}
+        for number in wanted:
+            self._unknown.pop(number, None)
+            if number in found:
+                self._accounts[number] = found[number]
+            else:
+                self._accounts.pop(number, None)
 
     async def ensure(self, number: str | None) -> None:
-        """Reload (rate-limited) when a frame names an account we do not know yet."""
-        if number is not None and number.upper() not in self._accounts:
-            await self.reload()
+        """Look up a number we do not know yet, once per `unknown_ttl_s`."""
+        if number is None:
+            return
+        number = number.upper()
+        if number in self._accounts:
+            return
+        now = time.monotonic()
+        if self._unknown.get(number, 0.0) > now:
+            return
+        await self.refresh([number])
+        if number not in self._accounts:
+            if len(self._unknown) >= self._max_unknown:
+                self._unknown.clear()
+            self._unknown[number] = now + self._unknown_ttl_s
 
     def __len__(self) -> int:
         return len(self._accounts)
@@ -343,7 +377,7 @@ class Dc09Server:
         self._connections.add(connection)
         return connection
 
-    async def _reload_periodically(self, every_s: float = 30.0) -> None:
+    async def _reload_periodically(self, every_s: float = 600.0) -> None:
         while True:
             await asyncio.sleep(every_s)
             try:
@@ -357,7 +391,7 @@ class Dc09Server:
             try:
                 async for event in self.handler.events.live():
                     if event.kind == AccountChanged.KIND:
-                        await self.handler.directory.reload(force=True)
+                        await self.handler.directory.refresh([str(event.payload.get("account", ""))])
                 return
             except asyncio.CancelledError:
                 raise
@@ -385,19 +419,19 @@ class Dc09Server:
             await self._tcp.wait_closed()
 
 
-def account_loader(services: Services) -> Callable[[], Awaitable[dict[str, Dc09Account]]]:
-    async def load() -> dict[str, Dc09Account]:
-        keys = await services.alarms.account_keys()
+def account_directory(services: Services) -> AccountDirectory:
+    async def load(numbers: list[str] | None = None) -> dict[str, Dc09Account]:
+        keys = await services.alarms.account_keys(numbers)
         return {
             number: Dc09Account(key=info.key, clock_offset=timedelta(seconds=info.clock_offset_s))
             for number, info in keys.items()
         }
 
-    return load
+    return AccountDirectory(load, load)
 
 
 async def start_receiver(services: Services) -> Dc09Server:
-    handler = Dc09Handler(services.events, AccountDirectory(account_loader(services)), services.clock)
+    handler = Dc09Handler(services.events, account_directory(services), services.clock)
     server = Dc09Server(handler, services.settings.dc09_host, services.settings.dc09_port)
     await server.start()
     return server
