@@ -63,7 +63,8 @@ async def _clients(url: str, tokens: list[str], seconds: float, conn: Any) -> di
     connected = [0]
 
     async def one(index: int, token: str) -> None:
-        async with websockets.connect(f"{url}?access_token={token}&topics={TOPICS}", max_size=1 << 22) as socket:
+        async with websockets.connect(f"{url}?access_token={token}&topics={TOPICS}&batch=1",
+                                      max_size=1 << 22) as socket:
             first = orjson.loads(await socket.recv())
             assert first["type"] == "subscribed", first
             connected[0] += 1
@@ -72,11 +73,12 @@ async def _clients(url: str, tokens: list[str], seconds: float, conn: Any) -> di
             mine = received[index]
             async for raw in socket:
                 now = time.time()
-                message = orjson.loads(raw)
-                if message["type"] == "event":
-                    mine.append((message["event"]["id"], now))
-                elif message["type"] == "gap":
-                    gaps[0] += message["lost"]
+                frame = orjson.loads(raw)
+                for message in frame["messages"] if frame["type"] == "batch" else [frame]:
+                    if message["type"] == "event":
+                        mine.append((message["event"]["id"], now))
+                    elif message["type"] == "gap":
+                        gaps[0] += message["lost"]
 
     tasks = [asyncio.create_task(one(i, t)) for i, t in enumerate(tokens)]
     await asyncio.wait_for(ready.wait(), 60)

@@ -163,3 +163,18 @@ async def test_account_changes_reach_the_receiver_at_once(platform: RunningApi) 
     refused = await api.client.patch("/api/v1/alarm-accounts/77AA", headers=api.auth(Role.OPERATOR),
                                      json={"key_hex": None})
     assert refused.status_code == 403
+
+
+async def test_batching_clients_get_events_in_batch_frames(platform: RunningApi) -> None:
+    api = platform
+    token = api.tokens[Role.OPERATOR]
+    ws_url = api.url.replace("http", "ws") + f"/api/v1/live?access_token={token}&topics=alarm&batch=1"
+    async with websockets.connect(ws_url) as live:
+        assert orjson.loads(await live.recv())["type"] == "subscribed"
+        await api.client.post("/api/v1/alarm-accounts", headers=api.auth(Role.SUPERVISOR), json={
+            "number": "5555", "kind": "facility", "name": "Depot", "address": "Satamakatu 1", "lat": 60.16,
+            "lon": 24.95})
+        frame = orjson.loads(await asyncio.wait_for(live.recv(), 5))
+        assert frame["type"] == "batch"
+        assert frame["messages"][0]["type"] == "event"
+        assert frame["messages"][0]["event"]["kind"] == "alarm.account_changed"

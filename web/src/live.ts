@@ -45,14 +45,15 @@ export class LiveConnection {
 
   private connect(): void {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = new URLSearchParams({ access_token: accessToken(), topics: this.topics.join(',') });
+    const query = new URLSearchParams({ access_token: accessToken(), topics: this.topics.join(','), batch: '1' });
     const socket = new WebSocket(`${scheme}://${location.host}/api/v1/live?${query}`);
     this.socket = socket;
     this.handlers.state('connecting', 'connecting…');
     let wasLive = false;
-    socket.onmessage = (message) => {
-      const data = JSON.parse(String(message.data)) as Record<string, unknown>;
-      if (data.type === 'subscribed') {
+    const handle = (data: Record<string, unknown>): void => {
+      if (data.type === 'batch') {
+        for (const one of data.messages as Record<string, unknown>[]) handle(one);
+      } else if (data.type === 'subscribed') {
         wasLive = true;
         this.backoff = 1000;
         this.handlers.state('live', `live: ${(data.topics as string[]).join(', ')}`);
@@ -63,6 +64,7 @@ export class LiveConnection {
         this.handlers.resync();
       }
     };
+    socket.onmessage = (message) => handle(JSON.parse(String(message.data)) as Record<string, unknown>);
     socket.onclose = (close) => {
       window.clearInterval(this.pinger);
       if (this.closed) return;

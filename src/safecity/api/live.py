@@ -62,6 +62,7 @@ class LiveClient:
     queue: asyncio.Queue[bytes]
     topics: set[str] = field(default_factory=set)
     lost: int = 0
+    batch: bool = False  # the client takes `{"type": "batch", "messages": [...]}` frames
 
 
 class LiveHub:
@@ -138,7 +139,9 @@ setattr(_live_rule, ROLE_RULE_ATTR, frozenset(ALL_ROLES))
 @router.websocket("/api/v1/live")
 async def live(websocket: WebSocket) -> None:
     """Query `access_token=…` (browsers cannot set headers) or `Authorization: Bearer`; then send
-    `{"type": "subscribe", "topics": [...]}`; events arrive as `{"type": "event", ...}`."""
+    `{"type": "subscribe", "topics": [...]}`; events arrive as `{"type": "event", ...}`, or, with
+    `batch=1` in the query (or `"batch": true` in the subscribe message), as
+    `{"type": "batch", "messages": [event, ...]}` frames."""
     services = get_services(websocket)  # type: ignore[arg-type]
     token = _token_from(websocket)
     try:
@@ -151,6 +154,7 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     hub: LiveHub = websocket.app.state.live_hub
     client = hub.add(principal)
+    client.batch = websocket.query_params.get("batch") in ("1", "true")
     initial = websocket.query_params.get("topics")
     if initial:
         await _subscribe(websocket, client, initial.split(","))
@@ -169,6 +173,8 @@ async def live(websocket: WebSocket) -> None:
             kind = message.get("type")
             topics = message.get("topics", [])
             if kind == "subscribe" and isinstance(topics, list):
+                if message.get("batch") is True:
+                    client.batch = True
                 await _subscribe(websocket, client, [str(t) for t in topics])
             elif kind == "unsubscribe" and isinstance(topics, list):
                 client.topics.difference_update(str(t) for t in topics)
@@ -195,11 +201,23 @@ async def _subscribe(websocket: WebSocket, client: LiveClient, topics: list[str]
     )
 
 
+MAX_BATCH = 500
+
+
 async def _send_loop(websocket: WebSocket, client: LiveClient) -> None:
+    """One frame per event; or, for clients that asked for batches, everything queued in one frame,
+    so a burst costs the hub (and the client) one send instead of hundreds."""
     reported = 0
     while True:
         message = await client.queue.get()
         if client.lost != reported:
             await websocket.send_text(orjson.dumps({"type": "gap", "lost": client.lost - reported}).decode())
             reported = client.lost
-        await websocket.send_text(message.decode())
+        if not client.batch:
+            await websocket.send_text(message.decode())
+            continue
+        messages = [message]
+        while len(messages) < MAX_BATCH and not client.queue.empty():
+            messages.append(client.queue.get_nowait())
+        frame = b'{"type":"batch","messages":[' + b",".join(messages) + b"]}"
+        await websocket.send_text(frame.decode())
