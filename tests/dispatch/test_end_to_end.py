@@ -147,3 +147,4 @@ async def test_panic_frame_to_closed_incident_with_every_interval(platform: Runn
     covered = await ok("GET", "/api/v1/dispatch/coverage", operator, params={"minutes": 2})
     assert covered["units"] == 2 and 0 < covered["share_of_road_length_reachable"] < 1
     assert covered["uncovered"]["type"] == "FeatureCollection"
+

@@ -56,6 +56,7 @@ async def test_dispatcher_assigns_the_recommended_unit_and_the_crew_clears_it(
     await tablet.set_viewport_size({"width": 800, "height": 1100})
     await log_in(tablet, f"{api.url}/tablet", "user_field_unit")
     await expect(tablet.get_by_test_id("assignment-address")).to_have_text("Mannerheimintie 12, Helsinki")
+    await expect(tablet.locator("body")).to_have_attribute("data-route", "road")  # the road route, not a line
     await tablet.get_by_test_id("acknowledge").click()
     for status in ("en_route", "on_scene"):
         await tablet.get_by_test_id(f"status-{status}").click()
@@ -66,6 +67,8 @@ async def test_dispatcher_assigns_the_recommended_unit_and_the_crew_clears_it(
     await dispatcher.screenshot(path=SCREENSHOTS / "dispatch-unit-on-scene.png")
 
     await tablet.bring_to_front()
+    await tablet.locator("#note").fill("Door forced, resident safe, police informed.")
+    await tablet.locator("#send-note").click()
     await tablet.get_by_test_id("status-returning").click()  # the crew clears the scene
     await expect(tablet.locator("body")).to_have_attribute("data-unit-status", "returning")
     await tablet.screenshot(path=SCREENSHOTS / "tablet-cleared.png")
@@ -73,4 +76,5 @@ async def test_dispatcher_assigns_the_recommended_unit_and_the_crew_clears_it(
     detail = (await api.client.get(f"/api/v1/incidents/{open_incident['id']}",
                                    headers=api.auth(Role.DISPATCHER))).json()
     assert detail["status"] == "closed"  # the last unit cleared the scene
+    assert any(t["kind"] == "note" and "resident safe" in t["detail"] for t in detail["timeline"])
     assert all(detail["intervals"].get(name) is not None for name in ("call_processing_s", "turnout_s", "travel_s"))

@@ -78,6 +78,8 @@ export const reportPosition = (unitId: string, fix: Record<string, unknown>): Pr
   api(`/api/v1/units/${unitId}/positions`, 'POST', fix);
 
 /** Incident notes from the crew: not in every platform version (see `apiPaths`). */
+export const unitRoute = (unitId: string): Promise<GeoJSON.Feature | null> =>
+  api<GeoJSON.Feature | null>(`/api/v1/units/${encodeURIComponent(unitId)}/route`);
 export const NOTES_PATH = '/api/v1/incidents/{incident_id}/notes';
 export const addNote = (incidentId: string, note: string): Promise<unknown> =>
   api(`${INCIDENTS}/${encodeURIComponent(incidentId)}/notes`, 'POST', { note });

@@ -141,9 +141,15 @@ async function refresh(unitId: string): Promise<void> {
       h('li', {}, h('span', { class: 'muted' }, timeOf(t.at)), ` ${words(t.kind)}`, t.detail ? ` (${t.detail})` : ''))));
   setOverlayData(map, 'target', [point(incident.lon, incident.lat, { priority: incident.priority })]);
   drawRoute(incident, unit);
+  const road = await dispatchApi.unitRoute(unitId).catch(() => null);
+  if (road && current?.id === incident.id) {
+    (map?.getSource('route') as { setData?: (d: unknown) => void } | undefined)?.setData?.(
+      { type: 'FeatureCollection', features: [road] });
+    document.body.dataset.route = 'road';
+  }
 }
 
-/** From where the unit is to the incident: a straight guide line until the platform sends road routes to crews. */
+/** From where the unit is to the incident: a straight guide line, replaced by the road route when it arrives. */
 function drawRoute(incident: IncidentDetail, unit: dispatchApi.Unit | null, frame = true): void {
   const from = lastFix ? [lastFix.coords.longitude, lastFix.coords.latitude]
     : unit && unit.last_lon !== null && unit.last_lat !== null ? [unit.last_lon, unit.last_lat] : null;

@@ -325,6 +325,29 @@ async def close(incident_id: IncidentId, body: NoteIn, services: ServicesDep, pr
 # -- units -----------------------------------------------------------------------------------------
 
 
+class IncidentNoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/incidents/{incident_id}/notes", status_code=204)
+async def add_note(incident_id: IncidentId, body: IncidentNoteIn, services: ServicesDep, principal: OperationsOrCrew
+                   ) -> None:
+    """A note on the incident's timeline; a crew may write only to incidents its unit was sent to."""
+    try:
+        await dispatch_service(services).add_note(incident_id, body.note.strip() or body.note, actor(principal))
+    except DispatchError as exc:
+        raise _problem(exc) from exc
+
+
+@router.get("/units/{unit_id}/route")
+async def unit_route(unit_id: UnitId, services: ServicesDep, principal: OperationsOrCrew) -> dict[str, Any] | None:
+    """The road route (GeoJSON Feature) from the unit to its current incident, for the crew's tablet."""
+    try:
+        return await dispatch_service(services).unit_route(unit_id, actor(principal))
+    except DispatchError as exc:
+        raise _problem(exc) from exc
+
+
 @router.post("/units", status_code=201)
 async def create_unit(body: UnitIn, services: ServicesDep, principal: Supervision) -> UnitOut:
     service = dispatch_service(services)

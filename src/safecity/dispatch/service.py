@@ -256,6 +256,33 @@ class DispatchService:
         return row
 
     # -- recommendation and assignment ------------------------------------------------------------
+    async def add_note(self, incident_id: str, note: str, actor: Actor) -> None:
+        """A note on the incident's timeline, from a dispatcher or a crew sent to it."""
+        await self.get_incident(incident_id, actor)  # a crew may only write to incidents it was sent to
+        now = self.clock()
+        async with self.db.session() as session:
+            row = await incident_row(session, incident_id)
+            add_timeline(session, incident_id, now, actor.name, "note", unit_id=actor.unit_id, detail=note)
+            await self.audit.append(actor.name, actor.role, "incident.note", f"incident:{incident_id}",
+                                    session=session)
+        await publish(self.events, [incident_changed(row, "note", actor.name, actor.unit_id)], now)
+
+    async def unit_route(self, unit_id: str, actor: Actor) -> dict[str, Any] | None:
+        """The road route from the unit's newest position to its current incident (None: no job)."""
+        job = await self.units.current_assignment(unit_id, actor)
+        if job is None:
+            return None
+        detail = await self.get_incident(job.incident_id, actor)
+        unit = await self.units.get_unit(unit_id, actor)
+        graph = await self.graph_provider()
+        positions, _ = self._positions([unit], self.clock())
+        if unit_id not in positions:
+            return None
+        incident = detail.incident
+        etas = await asyncio.to_thread(road_etas, graph, self.snaps, incident.lat, incident.lon, positions, k=1)
+        features = await asyncio.to_thread(route_features, graph, etas, [unit_id])
+        return features.get(unit_id)
+
     async def recommend(
         self, incident_id: str, *, k: int | None = None, routes: bool = True
     ) -> list[UnitRecommendation]:
