@@ -352,7 +352,9 @@ class _Line:
         """Send when connected (building the frame then, so its timestamp is fresh) and wait for the reply."""
         await self._connected.wait()
         writer = self._writer
-        assert writer is not None
+        if writer is None or writer.is_closing():
+            self._lost(writer)
+            return _Lost.CONNECTION
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         key = (account.upper(), sequence)
         self._pending[key] = future
@@ -366,9 +368,20 @@ class _Line:
             except TimeoutError:
                 return _Lost.TIMEOUT
             except OSError:
+                self._lost(writer)
                 return _Lost.CONNECTION
         finally:
             del self._pending[key]
+
+    def _lost(self, writer: asyncio.StreamWriter | None) -> None:
+        """The line is down: stop everyone sending on it until the reader task has reconnected.
+
+        Closing the writer makes the reader task see the end of the stream at once, so a dead line
+        cannot leave panels re-sending into a closed socket in a tight loop.
+        """
+        self._connected.clear()
+        if writer is not None:
+            writer.close()
 
     @property
     def connected(self) -> bool:
@@ -627,6 +640,8 @@ class PanelSimulator:
                 elif reply is _Lost.TIMEOUT:
                     self.stats.timeouts += 1
                     failures += 1
+                else:
+                    await asyncio.sleep(0.05)  # the line is reconnecting: do not spin
                 # a lost connection is not the receiver's answer: re-send once reconnected, whatever the count
                 if failures > self.max_retries:
                     log.warning("panel gave up account=%s seq=%04d attempts=%d", account.number, sequence, attempts)
