@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _common import fsyncs_per_second  # bench/ is on sys.path when a script runs
+
 from safecity.bus.sqlite import SqliteEventLog
 from safecity.events import Event
 from safecity.simulate.panels import MessageRecord, PanelAccount, PanelSimulator, demo_accounts
@@ -198,21 +200,6 @@ async def reference_append_rate(directory: Path, seconds: float = 3.0, producers
         return count / (time.perf_counter() - start)
     finally:
         await log.close()
-
-
-def fsyncs_per_second(directory: Path, seconds: float = 1.5) -> float:
-    path = directory / "fsync.probe"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            os.write(fd, b"x" * 200)
-            os.fsync(fd)
-            count += 1
-        return count / (time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink()
 
 
 def lost_frames(events_db: Path, acked_keys: set[str]) -> tuple[int, int]:

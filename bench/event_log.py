@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _common import fsyncs_per_second  # bench/ is on sys.path when a script runs
+
 from safecity.bus import EventLog
 from safecity.bus.nats import NatsEventLog
 from safecity.bus.sqlite import SqliteEventLog
@@ -66,21 +68,6 @@ def make_events(family: str, count: int) -> list[Event]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def fsyncs_per_second(directory: Path, seconds: float = 1.5) -> float:
-    path = directory / "fsync.probe"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            os.write(fd, b"x" * 200)
-            os.fsync(fd)
-            count += 1
-        return count / (time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink()
 
 
 async def run_config(log: EventLog, backend: str, producers: int, batch: int, seconds: float) -> Result:
