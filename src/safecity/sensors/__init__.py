@@ -1,0 +1,1 @@
+"""Sensors: registry, readings, thresholds, air quality, fire monitoring and seismic triggers."""

@@ -1,0 +1,1 @@
+"""Seismic monitoring: waveforms in (miniSEED files, SeedLink), triggers out, earthquakes detected."""
