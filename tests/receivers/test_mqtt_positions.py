@@ -317,7 +317,7 @@ async def test_broker_down_is_retried_without_crashing(setup: Setup) -> None:
                                     backoff_max_s=0.05)
     await receiver.start()
     await asyncio.sleep(0.3)
-    assert receiver._task is not None and not receiver._task.done()
+    assert receiver.subscriber._task is not None and not receiver.subscriber._task.done()
     assert receiver.stats.connects == 0
     await receiver.stop()
 

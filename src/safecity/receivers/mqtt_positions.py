@@ -4,13 +4,9 @@ Payload: `{"lat": 52.52, "lon": 13.405, "ts": 1700000000 | "2023-11-14T22:13:20Z
 "heading": degrees, "acc": metres, "batt": percent}`; only lat and lon are required, the unit is the
 topic level matched by `+`.
 
-At least once, end to end: the PUBACK goes to the broker only after the fix is in the event log (rule 1).
-aiomqtt 2.5.1 has no manual-ack switch of its own (paho acknowledges a QoS 1 message as soon as its
-callback returns, which is before we could append), so we switch on paho's `manual_ack` on the client
-aiomqtt wraps and call paho's `ack(mid, qos)` after the append; `_AckingClient` is the one place that
-reaches inside aiomqtt. The session is persistent (MQTT 5, clean start off, a session expiry, fixed
-client id), so what was delivered but not acknowledged when we crashed or lost the connection is
-delivered again on reconnect, and fixes published while we were away are queued by the broker. The
+At least once, end to end: the PUBACK goes to the broker only after the fix is in the event log (rule 1);
+the persistent session, manual acknowledgement and reconnection live in `_mqtt.py`, shared by every MQTT
+receiver. The
 dedup key (unit, fix time) keeps a redelivered fix from being recorded twice. A payload that can never
 be decoded is logged, acknowledged and dropped; an append that fails acknowledges nothing and
 reconnects, so the broker redelivers.
@@ -18,27 +14,22 @@ reconnects, so the broker redelivers.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
-import random
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from safecity.bus import EventLog
 from safecity.dispatch.events import PositionReported
 from safecity.events import Event, Location
 from safecity.receivers import ReceiverSpec
+from safecity.receivers._mqtt import BrokerAddress as BrokerAddress  # re-exported for callers
+from safecity.receivers._mqtt import MqttSubscriber, check_filter, matched_level, payload_bytes
 from safecity.receivers.osmand import parse_timestamp
 
 if TYPE_CHECKING:
@@ -74,23 +65,8 @@ class _Bad(ValueError):
 
 
 def unit_of(topic: str, topic_filter: str) -> str | None:
-    """The topic level the filter's single `+` matched, or None if the topic does not fit the filter.
-
-    A shared subscription (`$share/<group>/<filter>`, several receivers splitting the load) is matched
-    by its filter part: the broker delivers the plain topic.
-    """
-    if topic_filter.startswith("$share/"):
-        topic_filter = topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
-    levels, pattern = topic.split("/"), topic_filter.split("/")
-    if len(levels) != len(pattern):
-        return None
-    unit: str | None = None
-    for level, want in zip(levels, pattern, strict=True):
-        if want == "+":
-            unit = level
-        elif level != want:
-            return None
-    return unit or None
+    """The unit: the topic level the filter's single `+` matched (shared subscriptions by their filter part)."""
+    return matched_level(topic, topic_filter)
 
 
 def _finite(document: dict[str, Any], key: str, *, required: bool = False) -> float | None:
@@ -155,55 +131,7 @@ def position_event(position: MqttPosition, *, received_at: datetime) -> Event:
     )
 
 
-# -- the client -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """`mqtt://[user:password@]host[:1883]` or `mqtts://…[:8883]`."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"not an MQTT URL: {url!r} (want mqtt://host:1883 or mqtts://host:8883)")
-        tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883),
-                   unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password else None, tls)
-
-
-class _AckingClient:
-    """aiomqtt with paho's manual acknowledgement switched on; the only code that reaches inside aiomqtt.
-
-    Checked against aiomqtt 2.5.1 / paho-mqtt 2.2.0: `Client._client` is the paho client and
-    `Client._queue` the queue its message callback fills.
-    """
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self.client = client
-        self._paho = client._client
-        self._paho.manual_ack_set(True)
-        self._queue = client._queue
-
-    def ack(self, message: aiomqtt.Message) -> None:
-        if message.qos > 0:
-            self._paho.ack(message.mid, message.qos)  # no connection: the broker redelivers, dedup absorbs it
-
-    def ready(self, limit: int) -> list[aiomqtt.Message]:
-        """Messages already received, without waiting (up to `limit`)."""
-        out: list[aiomqtt.Message] = []
-        while len(out) < limit:
-            try:
-                out.append(self._queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        return out
-
-
+# -- the receiver -----------------------------------------------------------------------------------------
 @dataclass
 class MqttPositionStats:
     received: int = 0
@@ -215,7 +143,7 @@ class MqttPositionStats:
 
 
 class MqttPositionReceiver:
-    """Subscribes, appends in batches, acknowledges after the append; reconnects with backoff forever."""
+    """Appends the fixes of each batch; `MqttSubscriber` acknowledges them after the append."""
 
     def __init__(
         self,
@@ -230,90 +158,42 @@ class MqttPositionReceiver:
         batch_max: int = 500,
         backoff_max_s: float = 30.0,
     ) -> None:
-        if topic_filter.split("/").count("+") != 1 or "#" in topic_filter:
-            raise ValueError(f"topic filter {topic_filter!r} must hold exactly one '+' (the unit) and no '#'")
-        if topic_filter.startswith("$share/") and topic_filter.count("/") < 3:
-            raise ValueError(f"shared subscription {topic_filter!r} wants $share/<group>/<filter>")
+        check_filter(topic_filter)
         self.events = events
         self.clock = clock
-        self.broker = BrokerAddress.from_url(url)
         self.topic_filter = topic_filter
+        self._stats = MqttPositionStats()
+        self.subscriber = MqttSubscriber(
+            "positions", self._record, url=url, topic_filter=topic_filter, client_id=client_id,
+            session_expiry_s=session_expiry_s, receive_maximum=receive_maximum, batch_max=batch_max,
+            backoff_max_s=backoff_max_s,
+        )
+        self.broker = self.subscriber.broker
         self.client_id = client_id
-        self.session_expiry_s = session_expiry_s
-        self.receive_maximum = receive_maximum
-        self.batch_max = batch_max
-        self.backoff_max_s = backoff_max_s
-        self.stats = MqttPositionStats()
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def stats(self) -> MqttPositionStats:
+        self._stats.connects = self.subscriber.connects
+        return self._stats
 
     async def start(self) -> None:
-        first = self._client()  # fails here, loudly, if aiomqtt no longer looks the way _AckingClient expects
-        self._task = asyncio.get_running_loop().create_task(self._run(first), name="mqtt-positions")
+        await self.subscriber.start()
 
     async def wait_subscribed(self, timeout: float) -> None:
-        """Until the subscription stands (tests and benchmarks; the receiver works without waiting)."""
-        await asyncio.wait_for(self._subscribed.wait(), timeout)
+        await self.subscriber.wait_subscribed(timeout)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def _client(self) -> _AckingClient:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
-        properties.SessionExpiryInterval = self.session_expiry_s
-        properties.ReceiveMaximum = self.receive_maximum
-        broker = self.broker
-        return _AckingClient(aiomqtt.Client(
-            broker.host, broker.port, username=broker.username, password=broker.password,
-            identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-            properties=properties, tls_context=ssl.create_default_context() if broker.tls else None,
-            logger=log,
-        ))
-
-    async def _run(self, first: _AckingClient) -> None:
-        backoff = 0.5
-        acking = first
-        while True:
-            try:
-                async with acking.client as client:
-                    granted = await client.subscribe(self.topic_filter, qos=1)
-                    if any(getattr(code, "value", code) >= 0x80 for code in granted):
-                        raise aiomqtt.MqttError(f"subscription to {self.topic_filter!r} refused: {granted}")
-                    self.stats.connects += 1
-                    backoff = 0.5
-                    self._subscribed.set()
-                    log.info("mqtt positions subscribed broker=%s:%d topic=%s client_id=%s",
-                             self.broker.host, self.broker.port, self.topic_filter, self.client_id)
-                    await self._consume(acking)
-            except aiomqtt.MqttError as exc:
-                log.warning("mqtt positions disconnected broker=%s:%d error=%s retry_in_s=%.1f",
-                            self.broker.host, self.broker.port, exc, backoff)
-            except Exception:
-                log.exception("mqtt positions failed; reconnecting retry_in_s=%.1f", backoff)
-            self._subscribed.clear()
-            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-            backoff = min(backoff * 2, self.backoff_max_s)
-            acking = self._client()  # a fresh paho client per connection: no message id outlives its session
-
-    async def _consume(self, acking: _AckingClient) -> None:
-        async for first in acking.client.messages:
-            batch = [first, *acking.ready(self.batch_max - 1)]
-            await self._record(batch)
-            for message in batch:  # in arrival order, as MQTT wants PUBACKs
-                acking.ack(message)
+        await self.subscriber.stop()
 
     async def _record(self, batch: list[aiomqtt.Message]) -> None:
         """Append the decodable fixes of a batch; raises (so nothing is acknowledged) if the log fails."""
         received_at = self.clock()
         events: list[Event] = []
         for message in batch:
-            self.stats.received += 1
+            self._stats.received += 1
             topic = message.topic.value
             unit = unit_of(topic, self.topic_filter)
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            payload = payload_bytes(message)
             decoded = decode_position(unit, payload) if unit else BadPayload("topic names no unit")
             if isinstance(decoded, MqttPosition):
                 try:
@@ -321,18 +201,18 @@ class MqttPositionReceiver:
                     continue
                 except ValueError as exc:
                     decoded = BadPayload(f"position does not validate: {exc}")
-            self.stats.dropped += 1
+            self._stats.dropped += 1
             log.warning("mqtt position dropped topic=%s reason=%s payload=%r", topic, decoded.reason, payload[:120])
         if not events:
             return
         try:
             appended = await self.events.append(events)
         except Exception:
-            self.stats.append_failures += 1
+            self._stats.append_failures += 1
             raise
         duplicates = sum(1 for a in appended if a.duplicate)
-        self.stats.duplicates += duplicates
-        self.stats.recorded += len(appended) - duplicates
+        self._stats.duplicates += duplicates
+        self._stats.recorded += len(appended) - duplicates
 
 
 class _Disabled:
