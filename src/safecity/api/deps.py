@@ -14,10 +14,12 @@ from fastapi.security import OAuth2PasswordBearer
 
 from safecity.api.problems import Problem
 from safecity.security import InvalidToken, Principal, Role
+from safecity.security.devices import DevicePrincipal, parse_device_token
 from safecity.services import Services
 
 ROLE_RULE_ATTR = "__safecity_roles__"
 PUBLIC = "public"
+DEVICE = "device"
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -68,6 +70,31 @@ def allow(*roles: Role | Iterable[Role]) -> Any:
         return principal
 
     setattr(check, ROLE_RULE_ATTR, allowed)
+    return Depends(check)
+
+
+DeviceResolver = Callable[[Services, str, str], Awaitable[DevicePrincipal | None]]
+"""(services, device id, secret) → the device, or None when the id is unknown, revoked or the secret wrong."""
+
+
+def device(resolve: DeviceResolver) -> Any:
+    """A dependency for routes called by devices, not people: a device token, never a user's token.
+
+    The authorization test checks that such routes refuse no token, a bad token and every user's token.
+    """
+
+    async def check(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> DevicePrincipal:
+        if not token:
+            raise Problem(401, "a device token is required", headers={"WWW-Authenticate": "Bearer"})
+        parsed = parse_device_token(token)
+        found = await resolve(get_services(request), parsed.device_id, parsed.secret) if parsed else None
+        if found is None:
+            raise Problem(401, "invalid device token",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        request.state.device = found
+        return found
+
+    setattr(check, ROLE_RULE_ATTR, DEVICE)
     return Depends(check)
 
 
